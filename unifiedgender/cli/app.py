@@ -1,0 +1,67 @@
+"""The `ugn` Typer application. Importing this module must stay cheap: no torch, numpy or pandas here."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from unifiedgender import __version__
+from unifiedgender.cli import bench, crop, data, demo, download, evaluate, export, predict, serve, train
+from unifiedgender.errors import UserError
+
+app = typer.Typer(
+    name="ugn",
+    help="Train, evaluate and use sex/gender classifiers on hands, faces, fingerprints and finger flutings.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ugn {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Sex/gender classification on biometric images, with subject-level evaluation and fairness breakdowns."""
+
+
+app.command("demo", help="Run the whole pipeline on the bundled sample (import, split, train, evaluate, predict).")(demo.demo)
+app.add_typer(data.app, name="data", help="Import native datasets into manifests, inspect them, split them by subject.")
+app.add_typer(download.app, name="download", help="Fetch the UnifiedGenderNet dataset, checkpoints and metrics.")
+app.command("train", help="Train a model from a run tag on train/val manifests.")(train.train)
+app.command("evaluate", help="Evaluate a checkpoint on a manifest: metrics, CIs, fairness, report.")(evaluate.evaluate)
+app.command("runs", help="List the best runs in the run registry.")(evaluate.runs)
+app.command("predict", help="Predict files, folders, globs or a manifest with a checkpoint.")(predict.predict)
+app.command("export", help="Export a checkpoint to ONNX or TorchScript.")(export.export)
+app.command("serve", help="Serve a web page and JSON API for a checkpoint.")(serve.serve)
+app.command("crop", help="Crop images to the object found by SAM2 point prompts.")(crop.crop)
+app.add_typer(bench.app, name="bench", help="Benchmarks: training data path and prediction throughput.")
+
+
+def main() -> None:
+    """Console entry point: user errors become one line on stderr and exit code 2."""
+    try:
+        code = app(standalone_mode=False)
+    except UserError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors arrive here with standalone_mode=False
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+    sys.exit(code if isinstance(code, int) else 0)

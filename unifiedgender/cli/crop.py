@@ -1,0 +1,6 @@
+"""`ugn crop` (placeholder until #7 lands)."""
+
+
+def crop() -> None:
+    """Placeholder."""
+    raise NotImplementedError

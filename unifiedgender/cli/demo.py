@@ -1,0 +1,6 @@
+"""`ugn demo` (placeholder until #8 lands)."""
+
+
+def demo() -> None:
+    """Placeholder."""
+    raise NotImplementedError

@@ -1,0 +1,6 @@
+"""`ugn export` (placeholder until #6 lands)."""
+
+
+def export() -> None:
+    """Placeholder."""
+    raise NotImplementedError

@@ -1,0 +1,6 @@
+"""`ugn predict` (placeholder until #6 lands)."""
+
+
+def predict() -> None:
+    """Placeholder."""
+    raise NotImplementedError

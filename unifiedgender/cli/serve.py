@@ -1,0 +1,6 @@
+"""`ugn serve` (placeholder until #6 lands)."""
+
+
+def serve() -> None:
+    """Placeholder."""
+    raise NotImplementedError

@@ -1,0 +1,6 @@
+"""`ugn train` (placeholder until #4 lands)."""
+
+
+def train() -> None:
+    """Placeholder."""
+    raise NotImplementedError
