@@ -76,7 +76,7 @@ def run_predict(
     from unifiedgender.inference.predictor import RECORD_FIELDS, Predictor, check_modality
     from unifiedgender.inference.writers import open_records
 
-    check_modality(modality, uses_modality=False)
+    check_modality(modality)
     grouper = SubjectGrouper(group_by, threshold) if group_by else None
     outputs = []
     if output is not None:
