@@ -109,14 +109,15 @@ def _render_summary(summary: Any) -> None:
     table.add_row("speed", f"{summary.images_per_second:.1f} images/s ({summary.seconds:.1f} s)")
     if summary.subject_rows or summary.unmatched:
         table.add_row("subjects", f"{len(summary.subject_rows)} (file names not matching --group-by: {summary.unmatched})")
-    for label, value in (
-        ("output", summary.output), ("subjects output", summary.subjects_output),
-        ("annotated", f"{summary.annotated} images in {summary.annotate_dir}" if summary.annotate_dir else None),
+    files = [
+        ("predictions", summary.output), ("per subject", summary.subjects_output),
+        ("annotated copies", f"{summary.annotated} images in {summary.annotate_dir}" if summary.annotate_dir else None),
         ("contact sheet", summary.contact_sheet),
-    ):
-        if value is not None:
-            table.add_row(label, Text(str(value)))
+    ]
     console.print(table)
+    for label, value in files:
+        if value is not None:
+            console.print(f"{label}: {value}", soft_wrap=True, markup=False, highlight=False)
     if summary.subject_rows and summary.output is None:
         subjects = Table(title="per subject (mean prob_male)")
         for column in ("subject", "images", "label", "confidence", "status"):
