@@ -1,0 +1,62 @@
+"""Byte-identical images: found by content hash and tied together in the manifest's `dup_group` column.
+
+Only files whose size is shared with another file are hashed, so a folder without duplicates costs one
+`stat` per file. The split keeps every dup_group on one side.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+
+@dataclass
+class DuplicateReport:
+    """Groups of identical files: all of them, and those that span subjects or genders."""
+
+    groups: int = 0
+    images: int = 0
+    cross_subject: list[tuple[str, list[str], list[str]]] = field(default_factory=list)  # (group, subjects, genders)
+
+    @property
+    def conflicting_gender(self) -> list[tuple[str, list[str], list[str]]]:
+        return [g for g in self.cross_subject if len(set(g[2])) > 1]
+
+
+def file_digest(path: str) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def assign_dup_groups(df: pd.DataFrame) -> tuple[pd.DataFrame, DuplicateReport]:
+    """Set `dup_group` (sha256 prefix) on every image whose exact bytes occur more than once; others stay blank."""
+    by_size: dict[int, list[int]] = defaultdict(list)
+    for index, path in zip(df.index, df["path"]):
+        by_size[os.path.getsize(path)].append(index)
+    by_hash: dict[str, list[int]] = defaultdict(list)
+    for indices in by_size.values():
+        if len(indices) > 1:
+            for index in indices:
+                by_hash[file_digest(df.at[index, "path"])].append(index)
+
+    out = df.copy()
+    groups = pd.Series(pd.NA, index=out.index, dtype="object")
+    report = DuplicateReport()
+    for digest, indices in sorted(by_hash.items()):
+        if len(indices) < 2:
+            continue
+        name = digest[:16]
+        groups.loc[indices] = name
+        report.groups += 1
+        report.images += len(indices)
+        members = out.loc[indices]
+        subjects = sorted(members["subject_id"].astype(str).unique())
+        if len(subjects) > 1:
+            genders = [str(members.loc[members["subject_id"].astype(str) == s, "gender"].iloc[0]) for s in subjects]
+            report.cross_subject.append((name, subjects, genders))
+    out["dup_group"] = groups
+    return out, report
