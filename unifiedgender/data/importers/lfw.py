@@ -48,20 +48,21 @@ def import_lfw(source: Path) -> ImportResult:
         if (name in male) != (name in female):
             gender, how = ("male" if name in male else "female"), "list"
         elif name in male:  # in both lists
-            result.count("in both gender lists")
             if identity_gender:
                 gender, how = identity_gender, "identity"
+                result.count("in both gender lists: took the identity's other images' gender")
             elif identity in WOMEN_IN_BOTH_LISTS:
                 gender, how = "female", "audit"
+                result.count("in both gender lists: female (audited, see SOURCE.txt)")
             else:
                 result.problem("skipped: in both gender lists, identity has no other label", path)
                 continue
         else:
-            result.count("in neither gender list")
             if identity_gender is None:
                 result.problem("skipped: in neither gender list, identity has no other label", path)
                 continue
             gender, how = identity_gender, "identity"
+            result.count("in neither gender list: took the identity's other images' gender")
         rows.append({"path": path, "subject_id": identity, "gender": gender, "modality": "face", "label_source": how})
 
     mixed = [i for i, votes in listed.items() if len(votes) > 1]
