@@ -124,8 +124,9 @@ def _download(url: str, dest: Path, remote: RemoteFile, is_drive: bool, progress
             raise UserError(f"{remote.dest}: server answered HTTP {code} {reason} for {url}; "
                             f"check the mirror (--url / {BASE_URL_ENV})") from exc
         except requests.RequestException as exc:
+            kept = "; the partial file is kept for resuming" if _partials(staging) else ""
             raise UserError(f"{remote.dest}: cannot reach {url} ({type(exc).__name__}); check the network or "
-                            f"the mirror (--url / {BASE_URL_ENV}); a partial file is kept for resuming") from exc
+                            f"the mirror (--url / {BASE_URL_ENV}){kept}") from exc
     digest = hasher.hexdigest()
     size = staging.stat().st_size
     problem = (f"size {size} != expected {remote.size}" if remote.size is not None and size != remote.size
@@ -139,8 +140,12 @@ def _download(url: str, dest: Path, remote: RemoteFile, is_drive: bool, progress
     os.replace(staging, dest)
 
 
+def _partials(staging: Path) -> list[Path]:
+    return sorted(staging.parent.glob(staging.name + "*.part"))
+
+
 def _remove_partials(staging: Path) -> None:
-    for part in staging.parent.glob(staging.name + "*.part"):
+    for part in _partials(staging):
         part.unlink()
 
 

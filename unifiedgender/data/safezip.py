@@ -30,9 +30,9 @@ def check_entry(info: zipfile.ZipInfo, archive: Path) -> PurePosixPath:
         raise UserError(f"{archive}: refusing entry '{info.filename}' with an absolute path (unsafe zip)")
     if ".." in relative.parts:
         raise UserError(f"{archive}: refusing entry '{info.filename}' that points outside the target (zip slip)")
-    mode = info.external_attr >> 16
-    if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        kind = "symbolic link" if stat.S_ISLNK(mode) else "special file"
+    file_type = stat.S_IFMT(info.external_attr >> 16)  # 0 when the archiver recorded no Unix type
+    if file_type not in (0, stat.S_IFREG, stat.S_IFDIR):
+        kind = "symbolic link" if file_type == stat.S_IFLNK else "special file"
         raise UserError(f"{archive}: refusing entry '{info.filename}': it is a {kind} (unsafe zip)")
     return relative
 
