@@ -34,21 +34,23 @@ def file_digest(path: str) -> str:
 
 def assign_dup_groups(df: pd.DataFrame) -> tuple[pd.DataFrame, DuplicateReport]:
     """Set `dup_group` (sha256 prefix) on every image whose exact bytes occur more than once; others stay blank."""
+    paths = df["path"].tolist()
     by_size: dict[int, list[int]] = defaultdict(list)
-    for index, path in zip(df.index, df["path"]):
-        by_size[os.path.getsize(path)].append(index)
+    for position, path in enumerate(paths):
+        by_size[os.path.getsize(path)].append(position)
     by_hash: dict[str, list[int]] = defaultdict(list)
-    for indices in by_size.values():
-        if len(indices) > 1:
-            for index in indices:
-                by_hash[file_digest(df.at[index, "path"])].append(index)
+    for positions in by_size.values():
+        if len(positions) > 1:
+            for position in positions:
+                by_hash[file_digest(paths[position])].append(position)
 
     out = df.copy()
     groups = pd.Series(pd.NA, index=out.index, dtype="object")
     report = DuplicateReport()
-    for digest, indices in sorted(by_hash.items()):
-        if len(indices) < 2:
+    for digest, positions in sorted(by_hash.items()):
+        if len(positions) < 2:
             continue
+        indices = out.index[positions]
         name = digest[:16]
         groups.loc[indices] = name
         report.groups += 1

@@ -74,8 +74,8 @@ def _class_folders(source: Path, classes: dict[str, str]) -> list[tuple[str | No
     found = []
     for child in children:  # ROOT/SPLIT/CLASS/*
         grandchildren = sorted(p for p in child.iterdir() if p.is_dir() and not p.name.startswith("."))
-        if not grandchildren:
-            raise UserError(f"{child}: no class folders inside; expected ROOT/SPLIT/CLASS/* (e.g. TRAIN/FEMALE/)")
+        if not grandchildren:  # not a split folder, so an unknown class (ROOT/CLASS/*)
+            _refuse_unknown(source, [child.name])
         _refuse_unknown(child, [g.name for g in grandchildren if g.name.lower() not in classes])
         split = SPLIT_NAMES.get(child.name.lower(), child.name.lower())
         found.extend((split, g) for g in grandchildren)

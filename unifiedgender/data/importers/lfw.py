@@ -30,7 +30,7 @@ def import_lfw(source: Path) -> ImportResult:
     with os.scandir(images_root) as entries:
         identities = sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
     for identity in identities:
-        with os.scandir(images_root / identity) as entries:
+        with os.scandir(os.path.join(images_root, identity)) as entries:
             images.extend((identity, e.name) for e in sorted(entries, key=lambda e: e.name) if is_image_name(e.name))
     if not images:
         raise UserError(f"{images_root}: no images in identity folders (expected <Name>/<Name>_0001.jpg)")
@@ -42,7 +42,7 @@ def import_lfw(source: Path) -> ImportResult:
 
     rows = []
     for identity, name in images:
-        path = str(images_root / identity / name)
+        path = os.path.join(images_root, identity, name)
         votes = listed.get(identity, Counter())
         identity_gender = votes.most_common(1)[0][0] if len(votes) == 1 else None
         if (name in male) != (name in female):
