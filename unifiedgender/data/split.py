@@ -48,11 +48,14 @@ def split_units(df: pd.DataFrame) -> dict[str, str]:
         return s
 
     if "dup_group" in df.columns:
-        linked = df.dropna(subset=["dup_group"])
-        for subjects in linked.groupby(linked["dup_group"].astype(str))["subject_id"]:
-            members = sorted(set(subjects[1].astype(str)))
-            for other in members[1:]:
-                a, b = find(members[0]), find(other)
+        members: dict[str, set[str]] = defaultdict(set)
+        for subject, group in zip(df["subject_id"].astype(str), df["dup_group"]):
+            if not pd.isna(group):
+                members[str(group)].add(subject)
+        for subjects in members.values():
+            ordered = sorted(subjects)
+            for other in ordered[1:]:
+                a, b = find(ordered[0]), find(other)
                 if a != b:
                     parent[max(a, b)] = min(a, b)
     return {s: find(s) for s in parent}
@@ -62,13 +65,16 @@ def assign_splits(df: pd.DataFrame, ratios: tuple[float, ...], seed: int) -> dic
     """subject_id -> split name, stratified by gender (and modality when mixed) over dup-linked units."""
     names = SPLIT_NAMES[len(ratios)]
     unit_of = split_units(df)
-    rows = df.assign(_unit=df["subject_id"].astype(str).map(unit_of))
-    mixed_modality = rows["modality"].nunique() > 1
+    mixed_modality = df["modality"].nunique() > 1
+    genders: dict[str, set[str]] = defaultdict(set)
+    modalities: dict[str, set[str]] = defaultdict(set)
+    for subject, gender, modality in zip(df["subject_id"].astype(str), df["gender"], df["modality"]):
+        unit = unit_of[subject]
+        genders[unit].add(str(gender))
+        modalities[unit].add(str(modality) if mixed_modality else "")
     strata: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for unit, group in rows.groupby("_unit", sort=True):
-        genders = "+".join(sorted(group["gender"].astype(str).unique()))
-        modalities = "+".join(sorted(group["modality"].astype(str).unique())) if mixed_modality else ""
-        strata[(genders, modalities)].append(str(unit))
+    for unit in sorted(genders):
+        strata[("+".join(sorted(genders[unit])), "+".join(sorted(modalities[unit])))].append(unit)
 
     rng = random.Random(seed)
     expected = [0.0] * len(names)  # running sums over strata, to spread rounding fairly across splits
