@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -10,11 +11,12 @@ import typer
 app = typer.Typer(no_args_is_help=True)
 
 FORMATS = ("hagrid-derived", "imagefolder", "socofing", "utkface", "lfw", "11k-hands")  # keep in step with IMPORTERS
+Format = Enum("Format", {name: name for name in FORMATS}, type=str)  # a Choice, so shells can complete it
 
 
 @app.command("import")
 def import_command(
-    fmt: str = typer.Argument(..., metavar="FORMAT", help=f"One of: {', '.join(FORMATS)}."),
+    fmt: Format = typer.Argument(..., metavar="FORMAT", help="Native dataset format."),
     source: Path = typer.Argument(..., help="The dataset folder."),
     output: Path = typer.Option(..., "-o", "--output", help="Manifest CSV to write."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
@@ -32,7 +34,7 @@ def import_command(
 
     if output.exists() and not overwrite:
         raise UserError(f"{output} already exists; pass --overwrite or choose another -o path")
-    result, duplicates = import_dataset(fmt, source, modality=modality, class_map=class_map,
+    result, duplicates = import_dataset(fmt.value, source, modality=modality, class_map=class_map,
                                         subject_pattern=subject_pattern)
     write_manifest(result.frame, output, overwrite=overwrite)
     print_import_report(result, duplicates, output)
