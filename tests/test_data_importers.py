@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -299,3 +300,19 @@ def test_cli_import_writes_a_valid_manifest_and_refuses_overwrite(tmp_path):
     assert again.exit_code != 0 and "already exists; pass --overwrite" in str(again.exception)
     forced = runner.invoke(app, ["data", "import", "11k-hands", str(source), "-o", str(out), "--overwrite"])
     assert forced.exit_code == 0
+
+
+def test_console_entry_reports_usage_errors_without_traceback(monkeypatch, capsys, tmp_path):
+    from unifiedgender.cli.app import main
+
+    for argv, message in ((["data", "import", "coco", str(tmp_path), "-o", "m.csv"], "'coco' is not one of"),
+                          (["data", "import", "lfw", str(tmp_path)], "Missing option '-o'"),
+                          (["data", "import", "lfw", str(tmp_path / "absent"), "-o", str(tmp_path / "m.csv")],
+                           "error: .*absent: not found")):
+        monkeypatch.setattr("sys.argv", ["ugn", *argv])
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        assert re.search(message, err), err
