@@ -44,7 +44,7 @@ class MirrorServer:
                     return
                 start = 0
                 header = self.headers.get("Range")
-                if header and header.startswith("bytes=") and server.mode == "normal":
+                if header and header.startswith("bytes=") and server.mode == "normal":  # 'norange' ignores Range
                     start = int(header[6:].split("-")[0])
                     self.send_response(206)
                     self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
@@ -127,6 +127,18 @@ def test_download_resumes_after_interruption(mirror, tmp_path):
     assert fetch(METRICS, tmp_path, mirror.url, log=lambda m: None).status == "downloaded"
     assert f"bytes={kept}-" in mirror.ranges
     assert (tmp_path / "metrics/m.csv").read_bytes() == body
+
+
+def test_download_restarts_when_server_ignores_range(mirror, tmp_path):
+    body = bytes(range(256)) * 12_000
+    mirror.files["metrics/m.csv"] = body
+    mirror.mode = "truncate"
+    with pytest.raises(UserError, match="interrupted"):
+        fetch(METRICS, tmp_path, mirror.url)
+    mirror.mode = "norange"
+    assert fetch(METRICS, tmp_path, mirror.url, log=lambda m: None).status == "downloaded"
+    assert (tmp_path / "metrics/m.csv").read_bytes() == body
+    assert list((tmp_path / "metrics").glob("*.part")) == []
 
 
 def test_download_verifies_known_digest(mirror, tmp_path):

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 BASE_URL_ENV = "UGN_DOWNLOAD_BASE_URL"
 DATASET_FOLDER = "data/Shared_Derived_HaGRID_unified_Model_For_Sex_Prediction"
-GROUPS = ("dataset", "checkpoints", "metrics")
 
 
 @dataclass(frozen=True)
