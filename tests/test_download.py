@@ -206,7 +206,20 @@ def test_cli_dataset_end_to_end(mirror, tmp_path):
     assert "unpacked" not in again.output
 
 
-def test_cli_metrics_without_source_fails_with_exit_2(monkeypatch, tmp_path):
+def test_unpacked_folder_from_another_archive_is_refused(mirror, tmp_path):
+    zip_remote = RemoteFile("dataset", "d/a.zip", extract_to="d/images")
+    mirror.files["d/a.zip"] = zip_bytes({"x.jpg": b"one"})
+    assert fetch(zip_remote, tmp_path, mirror.url, log=lambda m: None).unpacked == 1
+    (tmp_path / "d/a.zip").unlink()
+    mirror.files["d/a.zip"] = zip_bytes({"x.jpg": b"one", "y.jpg": b"two"})
+    with pytest.raises(UserError, match="was unpacked from another a.zip; move it away"):
+        fetch(zip_remote, tmp_path, mirror.url, log=lambda m: None)
+    (tmp_path / "other").mkdir()
+    with pytest.raises(UserError, match="exists but was not unpacked by ugn"):
+        fetch(RemoteFile("dataset", "d/a.zip", extract_to="other"), tmp_path, mirror.url, log=lambda m: None)
+
+
+def test_cli_metrics_without_source_fails_with_exit_2(monkeypatch, tmp_path, capsys):
     monkeypatch.delenv(BASE_URL_ENV, raising=False)
     from unifiedgender.cli.app import main
 
@@ -214,6 +227,7 @@ def test_cli_metrics_without_source_fails_with_exit_2(monkeypatch, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         main()
     assert exit_info.value.code == 2
+    assert "publishes no Google Drive id" in capsys.readouterr().err
     assert not (tmp_path / "metrics").exists()
 
 

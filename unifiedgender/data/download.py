@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from unifiedgender.data.safezip import MARKER, safe_unpack
+from unifiedgender.data.safezip import MARKER, marker_text, safe_unpack
 from unifiedgender.data.sources import BASE_URL_ENV, RemoteFile
 from unifiedgender.errors import UserError
 
@@ -58,8 +58,10 @@ def fetch(remote: RemoteFile, root: Path, base_url: str | None = None,
         status = "downloaded"
     unpacked = None
     if remote.extract_to:
-        target = root / remote.extract_to
-        if not (target / MARKER).is_file():
+        target, marker = root / remote.extract_to, root / remote.extract_to / MARKER
+        if marker.is_file() and marker.read_text() != marker_text(dest):
+            raise UserError(f"{target} was unpacked from another {remote.name}; move it away and run again")
+        if not marker.is_file():
             if target.exists():
                 raise UserError(f"{target} exists but was not unpacked by ugn; move it away and run again")
             unpacked = safe_unpack(dest, target)

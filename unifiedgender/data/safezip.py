@@ -49,7 +49,7 @@ def safe_unpack(archive: Path, target: Path, max_total_bytes: int = DEFAULT_MAX_
             staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
             try:
                 files = _unpack_all(zf, infos, paths, staging, archive, max_total_bytes)
-                (staging / MARKER).write_text(f"{archive.name} {archive.stat().st_size}\n")
+                (staging / MARKER).write_text(marker_text(archive))
                 os.replace(staging, target)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -58,6 +58,11 @@ def safe_unpack(archive: Path, target: Path, max_total_bytes: int = DEFAULT_MAX_
     except (RuntimeError, NotImplementedError) as exc:  # encrypted entries, unknown compression methods
         raise UserError(f"{archive}: cannot unpack ({exc}); unpack it by hand") from exc
     return files
+
+
+def marker_text(archive: Path) -> str:
+    """What the marker file in an unpacked folder says: which archive (name and size) it came from."""
+    return f"{archive.name} {archive.stat().st_size}\n"
 
 
 def _check_sizes(infos: list[zipfile.ZipInfo], archive: Path, max_total_bytes: int, max_ratio: float) -> None:
