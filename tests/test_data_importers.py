@@ -316,3 +316,20 @@ def test_console_entry_reports_usage_errors_without_traceback(monkeypatch, capsy
         err = capsys.readouterr().err
         assert "Traceback" not in err
         assert re.search(message, err), err
+
+
+def test_cli_imagefolder_options_and_warning(tmp_path):
+    source = make_flutings(tmp_path / "virtual_img")
+    out = tmp_path / "f.csv"
+    result = runner.invoke(app, ["data", "import", "imagefolder", str(source), "-o", str(out),
+                                 "--modality", "fluting_virtual"])
+    assert result.exit_code == 0, result.output
+    assert "warning:" in result.output and "every file is its own subject" in result.output
+    with_pattern = runner.invoke(app, ["data", "import", "imagefolder", str(source), "-o", str(out), "--overwrite",
+                                       "--modality", "fluting_virtual", "--subject-pattern", r"^(P\d+)_"])
+    assert with_pattern.exit_code == 0 and "12 images of 3 subjects" in with_pattern.output
+    assert "warning:" not in with_pattern.output
+    assert set(read_manifest(out)["modality"]) == {"fluting_virtual"}
+    wrong = runner.invoke(app, ["data", "import", "lfw", str(source), "-o", str(tmp_path / "x.csv"),
+                                "--subject-pattern", "x"])
+    assert wrong.exit_code != 0 and "--subject-pattern does not apply to format 'lfw'" in str(wrong.exception)
