@@ -27,9 +27,13 @@ class DuplicateReport:
         return [g for g in self.cross_subject if len(set(g[2])) > 1]
 
 
-def file_digest(path: str) -> str:
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks (hashlib.file_digest needs Python 3.11)."""
+    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def assign_dup_groups(df: pd.DataFrame) -> tuple[pd.DataFrame, DuplicateReport]:
@@ -42,7 +46,7 @@ def assign_dup_groups(df: pd.DataFrame) -> tuple[pd.DataFrame, DuplicateReport]:
     for positions in by_size.values():
         if len(positions) > 1:
             for position in positions:
-                by_hash[file_digest(paths[position])].append(position)
+                by_hash[sha256_file(paths[position])].append(position)
 
     out = df.copy()
     groups = pd.Series(pd.NA, index=out.index, dtype="object")

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from unifiedgender.data.dedup import sha256_file
 from unifiedgender.data.safezip import MARKER, marker_text, safe_unpack
 from unifiedgender.data.sources import BASE_URL_ENV, RemoteFile
 from unifiedgender.errors import UserError
@@ -66,11 +67,6 @@ def fetch(remote: RemoteFile, root: Path, base_url: str | None = None,
                 raise UserError(f"{target} exists but was not unpacked by ugn; move it away and run again")
             unpacked = safe_unpack(dest, target)
     return Outcome(remote, dest, status, unpacked)
-
-
-def sha256_file(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _check_present(remote: RemoteFile, dest: Path, log: Callable[[str], None]) -> str | None:
