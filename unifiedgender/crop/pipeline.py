@@ -157,7 +157,7 @@ def crop_one(predictor: Any, item: CropItem, out_dir: Path, options: CropOptions
         image = load_image(item.source, "RGB")
     except ImageReadError as exc:
         return CropResult(item.relative, status=f"{FAILED_PREFIX}unreadable image: {exc}")
-    rgb = np.asarray(image, dtype=np.uint8)
+    rgb = np.array(image, dtype=np.uint8)  # writable: torch warns on read-only arrays
     height, width = rgb.shape[:2]
     points = prompt_points(width, height, options.n_points, options.point_spacing)
     mask, score = predict_best_mask(predictor, rgb, points)
@@ -166,12 +166,12 @@ def crop_one(predictor: Any, item: CropItem, out_dir: Path, options: CropOptions
     crop_box = box or Box(0, 0, width, height)
     crop = rgb[crop_box.y0 : crop_box.y1, crop_box.x0 : crop_box.x1]
     gray = bool((crop[..., 0] == crop[..., 1]).all() and (crop[..., 1] == crop[..., 2]).all())
-    try:
-        save_image(Image.fromarray(crop[..., 0] if gray else crop, "L" if gray else "RGB"), out_dir / item.relative)
+    try:  # the crop goes last: its presence marks the image as done for a resumed run
         if options.save_masks:
-            save_image(Image.fromarray(component * 255, "L"), mask_path(out_dir, item.relative))
+            save_image(Image.fromarray(component * 255), mask_path(out_dir, item.relative))
         if options.preview:
             save_image(draw_preview(rgb, component, box, points), preview_path(out_dir, item.relative))
+        save_image(Image.fromarray(np.ascontiguousarray(crop[..., 0] if gray else crop)), out_dir / item.relative)
     except (OSError, ValueError) as exc:
         return CropResult(item.relative, crop_box, score, options.n_points, f"{FAILED_PREFIX}cannot write output: {exc}")
     return CropResult(item.relative, crop_box, score, options.n_points, status)

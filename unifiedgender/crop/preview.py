@@ -17,7 +17,7 @@ def draw_preview(image_rgb: np.ndarray, mask: np.ndarray, box: Box | None, point
     blended = image_rgb.astype(np.float64)
     inside = mask.astype(bool)
     blended[inside] = (1 - alpha) * blended[inside] + alpha * MASK_COLOUR
-    preview = Image.fromarray(np.clip(blended + 0.5, 0, 255).astype(np.uint8), "RGB")
+    preview = Image.fromarray(np.clip(blended + 0.5, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(preview)
     width = max(1, round(min(preview.size) / 150))
     if box is not None:

@@ -7,6 +7,7 @@ Checkpoints are never downloaded here: the user passes an official file (see CHE
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -141,7 +142,9 @@ def load_predictor(
     model = build_sam2_model(config, image_size=image_size, device="cpu")
     load_checkpoint_weights(model, checkpoint, config)
     model = model.to(device).eval()
-    predictor = SAM2ImagePredictor(model)
+    with warnings.catch_warnings():  # sam2 1.1.0 scripts its transforms with the deprecated torch.jit.script
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated", category=FutureWarning)
+        predictor = SAM2ImagePredictor(model)
     size = model.image_size
     # The predictor hard-codes the feature sizes for 1024 px inputs; keep them in step with the model's size.
     predictor._bb_feat_sizes = [(size // 4, size // 4), (size // 8, size // 8), (size // 16, size // 16)]
@@ -155,7 +158,7 @@ def as_rgb_uint8(image: Image.Image | np.ndarray, channel_order: str = "RGB") ->
     from unifiedgender.data.images import to_mode
 
     if isinstance(image, PILImage.Image):
-        return np.asarray(to_mode(image, "RGB"), dtype=np.uint8)
+        return np.array(to_mode(image, "RGB"), dtype=np.uint8)
     array = np.asarray(image)
     if array.dtype != np.uint8:
         scale = 255.0 if array.dtype.kind == "f" and array.max(initial=0) <= 1.0 else 1.0
@@ -171,7 +174,7 @@ def as_rgb_uint8(image: Image.Image | np.ndarray, channel_order: str = "RGB") ->
     if channel_order.upper().startswith("BGR"):
         array = array[:, :, [2, 1, 0, *range(3, array.shape[2])]]
     if array.shape[2] == 4:
-        return np.asarray(to_mode(PILImage.fromarray(array, "RGBA"), "RGB"), dtype=np.uint8)
+        return np.array(to_mode(PILImage.fromarray(array), "RGB"), dtype=np.uint8)
     return np.ascontiguousarray(array)
 
 
