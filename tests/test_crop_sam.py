@@ -182,12 +182,14 @@ def test_cli_crops_a_folder_then_resumes(tmp_path, sam_checkpoint):
 
 def test_manifest_input_writes_a_manifest_of_the_crops(tmp_path, predictor):
     make_folder(tmp_path / "data" / "imgs")
-    rows = [("imgs/a.png", "s1", "male"), ("imgs/sub/b.png", "s2", "female"), ("imgs/broken.jpg", "s3", "female")]
-    frame = pd.DataFrame(rows, columns=["path", "subject_id", "gender"]).assign(modality="fluting_tactile", site=["x", "y", "z"])
+    rows = [("imgs/a.png", "s1", "male"), ("imgs/sub/b.png", "s2", "female"), ("imgs/broken.jpg", "s3", "female"),
+            ("imgs/gone.png", "s4", "male")]
+    frame = pd.DataFrame(rows, columns=["path", "subject_id", "gender"]).assign(modality="fluting_tactile", site=list("xyzw"))
     frame.to_csv(tmp_path / "data" / "flutings.csv", index=False)
     out = tmp_path / "out"
     summary = run_crop(predictor, prepare_crop(tmp_path / "data" / "flutings.csv", out, CropOptions(n_points=1)))
-    assert [r.path for r in summary.failed] == ["imgs/broken.jpg"]
+    assert [r.path for r in summary.failed] == ["imgs/broken.jpg", "imgs/gone.png"]
+    assert summary.failed[1].status.startswith("failed: unreadable image: cannot open")
     assert summary.manifest == out / "flutings.csv"
     cropped = read_manifest(summary.manifest)
     assert list(cropped.columns) == ["path", "subject_id", "gender", "modality", "site"]

@@ -239,14 +239,14 @@ def crop_items(
 def resolve_input(input_path: Path) -> tuple[list[CropItem], Path, pd.DataFrame | None]:
     """Items, their root folder and (for a manifest input) the manifest frame."""
     if input_path.is_dir():
-        items = folder_items(input_path)
+        items = folder_items(input_path.resolve())
         if not items:
             raise UserError(f"no images found under {input_path} (looked for {' '.join(IMAGE_EXTENSIONS)}); check the folder")
         return items, input_path.resolve(), None
     if input_path.is_file() and input_path.suffix.lower() == ".csv":
         from unifiedgender.data.manifest import read_manifest
 
-        manifest = read_manifest(input_path)
+        manifest = read_manifest(input_path, check_files=False)  # a missing file is one failed row, not a stop
         items, root = manifest_items(manifest, input_path)
         return items, root, manifest
     raise UserError(f"input not found or not a folder/manifest: {input_path}; pass a folder of images or a manifest .csv")
