@@ -52,8 +52,11 @@ def library_versions() -> dict[str, str]:
 
 def to_plain(value: Any, where: str = "checkpoint") -> Any:
     """Recursively convert to what torch.load(weights_only=True) accepts (Paths become strings)."""
-    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor, torch.dtype, torch.device, torch.Size)):
+    if value is None or isinstance(value, (torch.Tensor, torch.dtype, torch.device, torch.Size)):
         return value
+    for plain in (bool, int, float, str):  # exact types: numpy's float64 is a float subclass a safe load refuses
+        if isinstance(value, plain):
+            return plain(value)
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     if isinstance(value, Mapping):

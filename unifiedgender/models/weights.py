@@ -149,8 +149,9 @@ def safe_torch_load(path: str | os.PathLike[str], map_location: str | torch.devi
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        text = str(exc)
-        reason = next((line.strip() for line in text.splitlines() if "Unsupported" in line or "global" in line.lower()), "")
+        reason = next((line.strip() for line in str(exc).splitlines() if "Unsupported global" in line), "")
+        if not reason:
+            raise UserError(f"{path}: not a readable PyTorch file ({str(exc).splitlines()[-1][:200]}); check the file") from exc
         reason = reason.removeprefix("WeightsUnpickler error:").strip().split(" was not an allowed")[0]
         raise UserError(
             f"{path}: refused to load: it holds pickled Python objects, not only tensors and plain data "
