@@ -144,3 +144,26 @@ def test_timm_in_chans_one_gives_a_grayscale_data_config():
     assert model.data_config["input_size"][0] == 1 and len(model.data_config["mean"]) == 1
     assert model(torch.randn(2, 1, 64, 64), torch.tensor([2, 2]))["logit"].shape == (2,)
     assert model.spec["kwargs"] == {"in_chans": 1}
+
+
+TORCHVISION = [
+    # backbone, num_features, input side, expected data config (crop, crop_pct)
+    ("tv-resnet18", 512, 64, (224, 224 / 256)),
+    ("tv-mobilenet_v2.imagenet1k_v1", 1280, 64, (224, 224 / 256)),
+    pytest.param("tv-resnet50.imagenet1k_v1", 2048, 64, (224, 224 / 256), marks=pytest.mark.slow),
+    pytest.param("tv-efficientnet_v2_s", 1280, 64, (384, 1.0), marks=pytest.mark.slow),
+    pytest.param("tv-inception_v3", 2048, 80, (299, 299 / 342), marks=pytest.mark.slow),
+    pytest.param("tv-vit_b_16", 768, 224, (224, 224 / 256), marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("backbone,num_features,side,crop", TORCHVISION)
+def test_torchvision_backbones_give_pooled_features_and_their_weights_data_config(backbone, num_features, side, crop):
+    model = create_model("classifier", backbone, pretrained="none").eval()
+    with torch.no_grad():
+        features = model.backbone(torch.randn(1, 3, side, side))
+    assert features.shape == (1, num_features)
+    assert model.data_config["input_size"] == [3, crop[0], crop[0]]
+    assert model.data_config["crop_pct"] == pytest.approx(crop[1])
+    assert model.spec["backbone"].startswith(backbone.split(".")[0] + ".")
+    assert len(model.backbone_groups) > 2 and all(model.backbone_groups)
