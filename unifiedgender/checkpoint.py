@@ -31,10 +31,13 @@ REQUIRED_KEYS = ("format", "state_dict", "arch", "backbone", "model_kwargs", "da
 def bare_model(model: nn.Module) -> nn.Module:
     """The model inside DistributedDataParallel / torch.compile wrappers."""
     while True:
-        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
-        if not isinstance(inner, nn.Module):
+        for attribute in ("module", "_orig_mod"):
+            inner = getattr(model, attribute, None)
+            if isinstance(inner, nn.Module):
+                model = inner
+                break
+        else:
             return model
-        model = inner
 
 
 def library_versions() -> dict[str, str]:
