@@ -29,7 +29,9 @@ def serve(
     predictor = Predictor.from_checkpoint(checkpoint, device=device)
     app = create_app(predictor, limits)
     if host not in LOOPBACK_HOSTS:
-        typer.secho(f"warning: listening on {host}: anyone who can reach it can upload images (no authentication)",
-                    err=True, fg=typer.colors.YELLOW)
-    typer.echo(f"serving {checkpoint.name} at http://{'localhost' if host in LOOPBACK_HOSTS else host}:{port}/")
+        typer.secho(
+            f"warning: listening on {host}: anyone who can reach it can upload images (no authentication)",
+            err=True, fg=typer.colors.YELLOW,
+        )
+    typer.echo(f"serving {checkpoint.name} at http://{f'[{host}]' if ':' in host else host}:{port}/", err=True)
     run_server(app, host=host, port=port)

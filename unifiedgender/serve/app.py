@@ -87,24 +87,18 @@ def create_app(predictor: ImagePredictor, limits: ServeLimits | None = None, car
         images = [image for image in decoded if not isinstance(image, Rejection)]
         probs = iter(await batcher.predict(images, modality) if images else [])
         return [
-            _rejected(u.name, outcome) if isinstance(outcome, Rejection) else _predicted(u.name, float(next(probs)))
+            _rejected(u.name, outcome) if isinstance(outcome, Rejection) else _predicted(predictor, u.name, modality, float(next(probs)))
             for u, outcome in zip(uploads, decoded)
         ]
 
     return app
 
 
-def _predicted(name: str, prob_male: float) -> dict:
-    return {
-        "name": name,
-        "status": "ok",
-        "label": "male" if prob_male >= 0.5 else "female",
-        "prob_male": prob_male,
-        "prob_female": 1.0 - prob_male,
-        "confidence": max(prob_male, 1.0 - prob_male),
-        "error": None,
-        "code": 200,
-    }
+def _predicted(predictor: ImagePredictor, name: str, modality: str | None, prob_male: float) -> dict:
+    """Label and confidence come from the predictor's record (its decision threshold)."""
+    record = predictor.record(name, modality, prob_male)
+    keys = ("label", "prob_male", "prob_female", "confidence")
+    return {"name": name, "status": "ok", **{k: record[k] for k in keys}, "error": None, "code": 200}
 
 
 def _rejected(name: str, rejection: Rejection) -> dict:

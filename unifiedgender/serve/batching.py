@@ -14,7 +14,9 @@ from PIL import Image
 class ImagePredictor(Protocol):
     """What the server needs from `unifiedgender.inference.predictor.Predictor`."""
 
-    def predict_images(self, images: list[Image.Image], modality: str) -> np.ndarray: ...
+    def predict_images(self, images: list[Image.Image], modality: str | None) -> np.ndarray: ...
+
+    def record(self, path: str, modality: str | None, prob_male: float | None, status: str = "ok") -> dict: ...
 
 
 class BatchingPredictor:
@@ -27,7 +29,7 @@ class BatchingPredictor:
     def __init__(self, predictor: ImagePredictor, max_batch: int = 32) -> None:
         self.predictor = predictor
         self.max_batch = max_batch
-        self._queue: asyncio.Queue[tuple[list[Image.Image], str, asyncio.Future[np.ndarray]]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[list[Image.Image], str | None, asyncio.Future[np.ndarray]]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -45,7 +47,7 @@ class BatchingPredictor:
             if not future.done():
                 future.set_exception(RuntimeError("server is shutting down"))
 
-    async def predict(self, images: Sequence[Image.Image], modality: str) -> np.ndarray:
+    async def predict(self, images: Sequence[Image.Image], modality: str | None) -> np.ndarray:
         """prob_male for each image, computed in a batch with whatever else is waiting."""
         if self._worker is None:
             raise RuntimeError("BatchingPredictor.start() was not called")
@@ -63,7 +65,7 @@ class BatchingPredictor:
             for modality in dict.fromkeys(job[1] for job in jobs):
                 await self._run_group([job for job in jobs if job[1] == modality], modality)
 
-    async def _run_group(self, jobs: list, modality: str) -> None:
+    async def _run_group(self, jobs: list, modality: str | None) -> None:
         images = [image for job in jobs for image in job[0]]
         try:
             probs = await anyio.to_thread.run_sync(self.predictor.predict_images, images, modality)

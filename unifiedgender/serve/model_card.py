@@ -6,46 +6,50 @@ from dataclasses import asdict, dataclass
 
 from fastapi import HTTPException
 
+from unifiedgender.data.manifest import MODALITIES
+
+HAND_FACE = ("hand", "face")
+
 
 @dataclass(frozen=True)
 class ModelCard:
-    """Identity of the served checkpoint and the modalities it accepts (first one is the default)."""
+    """Identity of the served model and the modalities a client may choose (only when `needs_modality`)."""
 
     tag: str
     arch: str
     backbone: str
-    modalities: tuple[str, ...]
     input_size: tuple[int, ...]
-
-    @property
-    def needs_modality(self) -> bool:
-        """True when the client must choose a modality (the model was trained on several)."""
-        return len(self.modalities) > 1
+    needs_modality: bool
+    modalities: tuple[str, ...]
 
     @classmethod
     def from_predictor(cls, predictor) -> ModelCard:
-        """Read the card from a `Predictor`'s checkpoint info."""
-        info = predictor.info
+        """Describe a `unifiedgender.inference.predictor.Predictor` (from a checkpoint or an ONNX export)."""
+        model = getattr(predictor.backend, "model", None)  # TorchBackend; an ONNX backend has no nn.Module
+        spec = getattr(model, "spec", None) or {"arch": "onnx", "backbone": predictor.tag.split("_", 1)[0]}
+        hand_face_only = bool(getattr(model, "hand_face_only", predictor.uses_modality))
         return cls(
-            tag=str(info.get("tag") or ""),
-            arch=str(info["arch"]),
-            backbone=str(info["backbone"]),
-            modalities=tuple(predictor.modalities),
-            input_size=tuple(info["data_config"]["input_size"]),
+            tag=predictor.tag or spec["backbone"],
+            arch=str(spec["arch"]),
+            backbone=str(spec["backbone"]),
+            input_size=tuple(int(v) for v in predictor.data_config["input_size"]),
+            needs_modality=bool(predictor.uses_modality),
+            modalities=HAND_FACE if hand_face_only else MODALITIES,
         )
 
     def as_dict(self) -> dict:
         """JSON-friendly card for /health."""
-        return {**asdict(self), "needs_modality": self.needs_modality}
+        return asdict(self)
 
-    def resolve_modality(self, requested: str | None) -> str:
-        """The modality to predict with: the requested one if this model accepts it, else a 422 naming the choices."""
+    def resolve_modality(self, requested: str | None) -> str | None:
+        """The modality to predict with (None for a model that ignores it); 422 naming the choices otherwise."""
         if not requested:
-            if not self.needs_modality:
-                return self.modalities[0]
-            raise HTTPException(
-                422, f"choose a modality: this model accepts {', '.join(self.modalities)}; send it in the field 'modality'"
-            )
+            if self.needs_modality:
+                raise HTTPException(
+                    422, f"choose a modality: this model accepts {', '.join(self.modalities)}; "
+                    "send it in the form field 'modality'"
+                )
+            return None
         if requested not in self.modalities:
             raise HTTPException(
                 422, f"unknown modality '{requested}' for this model; use one of {', '.join(self.modalities)}"

@@ -59,8 +59,7 @@ function showModel(health) {
   ui.modalityField.hidden = !needsModality;
   ui.hint.textContent =
     `JPEG, PNG, WebP, BMP, TIFF or GIF · up to ${megabytes(limits.max_upload_bytes)} and ` +
-    `${(limits.max_pixels / 1e6).toFixed(0)} megapixels per image` +
-    (needsModality ? "" : ` · modality: ${model.modalities[0].replace("_", " ")}`);
+    `${(limits.max_pixels / 1e6).toFixed(0)} megapixels per image`;
 }
 
 function code(text) {
