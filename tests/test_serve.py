@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import io
 import json
 import os
@@ -22,7 +24,7 @@ from unifiedgender.serve import BackgroundServer, ServeLimits, create_app
 from unifiedgender.serve.server import free_port
 
 REPO = Path(__file__).resolve().parents[1]
-TAG = "mobilenetv3_small_050.lamb_in1k_F1_An_Lb_Z0"
+TAG = "resnet10t.c3_in1k_F1_An_Lb_Z0"
 LIMITS = ServeLimits(max_upload_bytes=256 * 1024, max_pixels=1_000_000, max_files=4)
 
 
@@ -35,7 +37,7 @@ def tiny_checkpoint(folder: Path) -> Path:
     from unifiedgender.models import create_model
 
     torch.manual_seed(0)
-    model = create_model("umcc", "mobilenetv3_small_050.lamb_in1k", pretrained="none", flag=True)
+    model = create_model("umcc", "resnet10t.c3_in1k", pretrained="none", flag=True)
     model.data_config = {**model.data_config, "input_size": [3, 48, 48]}
     return save_checkpoint(folder / "tiny.pt", model, tag=TAG)
 
@@ -47,9 +49,15 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def predictor(checkpoint: Path):
+    """The served predictor, with one torch thread: the test client shares the cores with the server."""
+    import torch
+
     from unifiedgender.inference.predictor import Predictor
 
-    return Predictor.from_checkpoint(checkpoint, device="cpu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield Predictor.from_checkpoint(checkpoint, device="cpu")
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +104,7 @@ def test_health_describes_model_limits_and_version(client: httpx.Client) -> None
     body = response.json()
     assert body["status"] == "ok" and body["version"] == __version__
     model = body["model"]
-    assert model["tag"] == TAG and model["arch"] == "umcc" and model["backbone"].startswith("mobilenetv3_small_050")
+    assert model["tag"] == TAG and model["arch"] == "umcc" and model["backbone"].startswith("resnet10t")
     assert model["needs_modality"] is True and model["modalities"] == ["hand", "face"]
     assert model["input_size"] == [3, 48, 48]
     assert body["limits"] == LIMITS.as_dict()
@@ -295,25 +303,6 @@ def test_cli_refuses_a_missing_checkpoint(tmp_path: Path) -> None:
     assert "checkpoint not found" in result.stderr and "nope.pt" in result.stderr
 
 
-def test_cli_serves_a_checkpoint(checkpoint: Path) -> None:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "unifiedgender", "serve", str(checkpoint), "--port", str(port), "--max-upload-mb", "1"],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        health = wait_for_health(f"http://127.0.0.1:{port}", process)
-        assert health["model"]["tag"] == TAG and health["limits"]["max_upload_bytes"] == 1024 * 1024
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-            response = post(http, [("a.png", sample_images()["noise.png"])])
-        assert response.status_code == 200 and response.json()["results"][0]["status"] == "ok"
-    finally:
-        process.terminate()
-        output = process.communicate(timeout=20)[0]
-    assert process.returncode == 0, output
-    assert f"serving tiny.pt at http://127.0.0.1:{port}/" in output
-
-
 def wait_for_health(url: str, process: subprocess.Popen, timeout: float = 60.0) -> dict:
     """Poll GET /health until the server answers (or the process dies)."""
     deadline = time.monotonic() + timeout
@@ -325,3 +314,192 @@ def wait_for_health(url: str, process: subprocess.Popen, timeout: float = 60.0) 
         except httpx.TransportError:
             time.sleep(0.1)
     raise AssertionError(f"server at {url} did not answer within {timeout} s")
+
+
+
+# ---------------------------------------------------------------------------------------- headless browser
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"no chromium at {CHROMIUM}: install Debian's chromium (apt-get install chromium) for the page tests")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture()
+def page(browser, server):
+    """The upload page, loaded, under its own Content-Security-Policy; fails the test on any page error."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None)
+    page.goto(server.url)
+    page.locator("#model-info code").wait_for()
+    yield page
+    context.close()
+    assert errors == []
+
+
+def api_result(client: httpx.Client, name: str, content: bytes, modality: str) -> dict:
+    return post(client, [(name, content)], modality=modality).json()["results"][0]
+
+
+def shown_percent(confidence: float) -> str:
+    """The page's rounding (JavaScript Math.round) of a confidence."""
+    return f"{int(confidence * 100 + 0.5)}%"
+
+
+@pytest.mark.browser
+def test_page_shows_label_and_confidence_for_uploaded_images(page, client: httpx.Client, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    images = sample_images()
+    names = ["noise.png", "gray.jpg"]
+    for name in names:
+        (tmp_path / name).write_bytes(images[name])
+    expect(page.locator("#modality-field")).to_be_visible()
+    assert page.locator("#modality option").all_inner_texts() == ["hand", "face"]
+    page.select_option("#modality", "face")
+    page.set_input_files("#file-input", [str(tmp_path / name) for name in names])
+
+    cards = page.locator("[data-testid=result]")
+    expect(cards).to_have_count(2)
+    expect(page.locator("[data-testid=result][data-status=ok]")).to_have_count(2)
+    for index, name in enumerate(names):
+        card = cards.nth(index)
+        expected = api_result(client, name, images[name], "face")
+        assert card.locator("[data-testid=name]").inner_text() == name
+        assert card.locator("[data-testid=label]").inner_text().lower() == expected["label"]
+        assert card.locator("[data-testid=confidence]").inner_text() == shown_percent(expected["confidence"])
+        meter = card.locator("[role=meter]")
+        assert meter.get_attribute("aria-valuenow") == shown_percent(expected["confidence"])[:-1]
+        assert card.locator("img").evaluate("img => img.complete && img.naturalWidth > 0")
+    expect(page.locator("#announcer")).to_contain_text("confidence")
+
+
+@pytest.mark.browser
+def test_page_accepts_a_dropped_image(page, client: httpx.Client) -> None:
+    from playwright.sync_api import expect
+
+    content = sample_images()["alpha.png"]
+    page.select_option("#modality", "hand")
+    dropped = page.evaluate(
+        """async ([name, b64]) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], name, { type: "image/png" }));
+            const zone = document.getElementById("dropzone");
+            const fire = (type) => zone.dispatchEvent(
+                new DragEvent(type, { dataTransfer: transfer, bubbles: true, cancelable: true }));
+            fire("dragenter");
+            fire("dragover");
+            const highlighted = zone.classList.contains("dragging");
+            fire("drop");
+            return { highlighted, after: zone.classList.contains("dragging") };
+        }""",
+        ["dropped.png", base64.b64encode(content).decode()],
+    )
+    assert dropped == {"highlighted": True, "after": False}
+    card = page.locator("[data-testid=result]")
+    expect(card).to_have_count(1)
+    expect(card).to_have_attribute("data-status", "ok")
+    expected = api_result(client, "dropped.png", content, "hand")
+    assert card.locator("[data-testid=label]").inner_text().lower() == expected["label"]
+    assert card.locator("[data-testid=confidence]").inner_text() == shown_percent(expected["confidence"])
+
+
+@pytest.mark.browser
+def test_page_explains_rejected_files(page, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    (tmp_path / "notes.png").write_text("meeting notes, not a picture")
+    (tmp_path / "huge.png").write_bytes(os.urandom(300_000))
+    (tmp_path / "big.png").write_bytes(encode(Image.new("L", (1200, 1000))))
+    page.select_option("#modality", "hand")
+    page.set_input_files("#file-input", [str(tmp_path / n) for n in ("notes.png", "huge.png", "big.png")])
+
+    expect(page.locator("[data-testid=result][data-status=error]")).to_have_count(3)
+    cards = page.locator("[data-testid=result]")
+    expect(cards.nth(0).locator("[data-testid=label]")).to_have_text("Not accepted")
+    expect(cards.nth(1).locator("[data-testid=label]")).to_have_text("Too large")
+    expect(cards.nth(0).locator("[data-testid=detail]")).to_contain_text("unsupported file type")
+    expect(cards.nth(1).locator("[data-testid=detail]")).to_contain_text("0.29 MB is over the 0.25 MB limit per upload")
+    expect(cards.nth(2).locator("[data-testid=detail]")).to_contain_text("too many pixels (1200x1000 > 1,000,000)")
+    page.click("#clear")
+    expect(cards).to_have_count(0)
+    expect(page.locator("#empty")).to_be_visible()
+
+# ------------------------------------------------------------------------------------------------ load test
+@pytest.mark.slow
+def test_cli_server_under_load(checkpoint: Path) -> None:
+    """`ugn serve` in its own process answers 500 requests from 16 concurrent clients without one error."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "unifiedgender", "serve", str(checkpoint), "--port", str(port), "--max-upload-mb", "1",
+         "--threads", "1"],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        health = wait_for_health(url, process)
+        assert health["model"]["tag"] == TAG and health["limits"]["max_upload_bytes"] == 1024 * 1024
+        report = asyncio.run(load(url, sample_images()["noise.png"], requests=500, concurrency=16))
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=30)[0]
+    print(f"\nserve load test: {report}")
+    assert f"serving tiny.pt at {url}/" in output and "Application shutdown complete" in output
+    assert report.completed == 500 and report.errors == []
+
+
+class LoadReport:
+    """Outcome of a load test: completed requests, error descriptions and latency percentiles."""
+
+    def __init__(self, latencies: list[float], errors: list[str], wall: float, concurrency: int) -> None:
+        self.completed, self.errors, self.wall, self.concurrency = len(latencies), errors, wall, concurrency
+        self.p50, self.p95, self.p99 = (np.percentile(latencies, q) * 1000 for q in (50, 95, 99))
+
+    def __str__(self) -> str:
+        return (f"{self.completed} requests, {self.concurrency} concurrent, {len(self.errors)} errors, "
+                f"{self.completed / self.wall:.1f} req/s, latency p50 {self.p50:.1f} ms, p95 {self.p95:.1f} ms, "
+                f"p99 {self.p99:.1f} ms")
+
+
+async def load(url: str, image: bytes, requests: int, concurrency: int) -> LoadReport:
+    """POST one image `requests` times from `concurrency` concurrent clients; time each request."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    remaining = iter(range(requests))
+
+    async def worker(http: httpx.AsyncClient) -> None:
+        for index in remaining:
+            started = time.perf_counter()
+            try:
+                response = await http.post("/api/predict", files=[("files", (f"{index}.png", image))],
+                                           data={"modality": "hand"})
+                body = response.json()
+                if response.status_code != 200 or body["results"][0]["status"] != "ok":
+                    errors.append(f"request {index}: HTTP {response.status_code} {response.text[:200]}")
+                    continue
+            except (httpx.HTTPError, ValueError) as exc:
+                errors.append(f"request {index}: {type(exc).__name__}: {exc}")
+                continue
+            latencies.append(time.perf_counter() - started)
+
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(http) for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+    return LoadReport(latencies, errors, wall, concurrency)
+

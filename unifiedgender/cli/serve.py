@@ -14,7 +14,8 @@ def serve(
     max_upload_mb: float = typer.Option(10.0, min=0.01, help="Largest request body (all files together), in MiB."),
     max_pixels: int = typer.Option(40_000_000, min=1, help="Largest image in pixels; bigger ones are refused."),
     max_files: int = typer.Option(32, min=1, help="Most files in one request."),
-    device: str = typer.Option(None, help="torch device (cpu, cuda, cuda:1, mps); default: the best available."),
+    device: str = typer.Option(None, help="torch device (cpu, cuda, cuda:1); default: the GPU when there is one."),
+    threads: int = typer.Option(None, min=1, help="CPU threads for the model (default: torch's, one per core)."),
 ) -> None:
     """Serve an upload page at / and a JSON API (POST /api/predict, GET /health)."""
     from unifiedgender.errors import UserError
@@ -25,6 +26,10 @@ def serve(
     from unifiedgender.serve import ServeLimits, create_app, run_server
     from unifiedgender.serve.server import LOOPBACK_HOSTS
 
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     limits = ServeLimits(max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels, max_files=max_files)
     predictor = Predictor.from_checkpoint(checkpoint, device=device)
     app = create_app(predictor, limits)

@@ -22,8 +22,11 @@ let needsModality = false;
 const queue = [];
 let running = 0;
 
+const ERROR_TITLES = { 413: "Too large", 415: "Not accepted", 422: "Could not read" };
+
 function megabytes(bytes) {
-  return `${(bytes / (1024 * 1024)).toFixed(bytes < 1024 * 1024 ? 2 : 1)} MB`;
+  const mb = bytes / (1024 * 1024);
+  return `${Number.isInteger(mb) ? mb : mb.toFixed(mb < 1 ? 2 : 1)} MB`;
 }
 
 function percent(x) {
@@ -72,7 +75,7 @@ function addFiles(files) {
   for (const file of files) {
     const card = createCard(file);
     if (limits && file.size > limits.max_upload_bytes) {
-      showError(card, `Too large: ${megabytes(file.size)}; the limit is ${megabytes(limits.max_upload_bytes)}.`, 413);
+      showError(card, `${megabytes(file.size)} is over the ${megabytes(limits.max_upload_bytes)} limit per upload.`, 413);
     } else if (file.size === 0) {
       showError(card, "Empty file (0 bytes).", 422);
     } else {
@@ -93,7 +96,7 @@ function createCard(file) {
   img.addEventListener("error", () => thumb.classList.add("broken"), { once: true });
   img.src = URL.createObjectURL(file);
   img.alt = `Uploaded image ${file.name}`;
-  ui.results.prepend(card);
+  ui.results.append(card);
   return card;
 }
 
@@ -149,8 +152,8 @@ function showResult(card, result) {
 
 function showError(card, message, status) {
   card.dataset.status = "error";
-  card.querySelector(".label").textContent = status === 415 ? "Not accepted" : "Could not classify";
-  card.querySelector(".confidence").textContent = status ? String(status) : "";
+  card.querySelector(".label").textContent = ERROR_TITLES[status] || "Could not classify";
+  card.querySelector(".confidence").textContent = status ? `HTTP ${status}` : "";
   card.querySelector(".detail").textContent = message;
   card.querySelector(".bar").removeAttribute("role");
   announce(`${card.querySelector(".name").textContent}: ${message}`);
