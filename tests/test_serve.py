@@ -91,10 +91,10 @@ def sample_images() -> dict[str, bytes]:
     }
 
 
-def post(client: httpx.Client, files: list[tuple[str, bytes]], modality: str | None = "hand", **kwargs) -> httpx.Response:
+def post(client: httpx.Client, files: list[tuple[str, bytes]], modality: str | None = "hand") -> httpx.Response:
     data = {"modality": modality} if modality else {}
     parts = [("files", (name, content, "image/png")) for name, content in files]
-    return client.post("/api/predict", files=parts, data=data, **kwargs)
+    return client.post("/api/predict", files=parts, data=data)
 
 
 # --------------------------------------------------------------------------------------------------- health
@@ -214,7 +214,7 @@ def test_body_over_the_limit_is_refused_from_its_content_length(client: httpx.Cl
     too_big = os.urandom(LIMITS.max_upload_bytes + 1)
     response = post(client, [("huge.png", too_big)])
     assert response.status_code == 413
-    assert response.json()["detail"].startswith("upload too large: the limit is 0.2 MB per request")
+    assert response.json()["detail"].startswith("upload too large: the limit is 0.25 MB per request")
 
 
 def test_streamed_body_over_the_limit_is_refused_while_reading(client: httpx.Client) -> None:
@@ -326,7 +326,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 @pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
-        pytest.skip(f"no chromium at {CHROMIUM}: install Debian's chromium (apt-get install chromium) for the page tests")
+        pytest.skip(f"no chromium at {CHROMIUM}: install Debian's chromium (apt-get install chromium) to test the page")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -447,7 +447,8 @@ def test_cli_server_under_load(checkpoint: Path) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "unifiedgender", "serve", str(checkpoint), "--port", str(port), "--max-upload-mb", "1",
          "--threads", "1"],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:

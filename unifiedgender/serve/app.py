@@ -80,15 +80,18 @@ def create_app(predictor: ImagePredictor, limits: ServeLimits | None = None, car
             {"model": card.tag, "modality": modality, "results": results}, status_code=_overall_status(results)
         )
 
-    async def _predict_chunk(uploads: list[Upload], modality: str) -> list[dict]:
+    async def _predict_chunk(uploads: list[Upload], modality: str | None) -> list[dict]:
+        """Decode a few uploads in worker threads, predict the readable ones together, one result per upload."""
         decoded = await asyncio.gather(
             *(anyio.to_thread.run_sync(decode_upload, u, limits.max_pixels, limiter=decode_limiter) for u in uploads)
         )
         images = [image for image in decoded if not isinstance(image, Rejection)]
         probs = iter(await batcher.predict(images, modality) if images else [])
         return [
-            _rejected(u.name, outcome) if isinstance(outcome, Rejection) else _predicted(predictor, u.name, modality, float(next(probs)))
-            for u, outcome in zip(uploads, decoded)
+            _rejected(upload.name, outcome)
+            if isinstance(outcome, Rejection)
+            else _predicted(predictor, upload.name, modality, float(next(probs)))
+            for upload, outcome in zip(uploads, decoded)
         ]
 
     return app

@@ -45,6 +45,8 @@ class BackgroundServer:
             time.sleep(0.02)
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=10)

@@ -44,13 +44,15 @@ class Rejection:
 
 
 def _megabytes(n: int) -> str:
-    return f"{n / MIB:.1f} MB"
+    return f"{n / MIB:.2f}".rstrip("0").rstrip(".") + " MB"
 
 
 def too_large(limits: ServeLimits) -> HTTPException:
     """The 413 error for a request body over the upload limit."""
     return HTTPException(
-        413, f"upload too large: the limit is {_megabytes(limits.max_upload_bytes)} per request; send fewer or smaller files"
+        413,
+        f"upload too large: the limit is {_megabytes(limits.max_upload_bytes)} per request; "
+        "send fewer or smaller files",
     )
 
 
