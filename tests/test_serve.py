@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -29,17 +30,17 @@ LIMITS = ServeLimits(max_upload_bytes=256 * 1024, max_pixels=1_000_000, max_file
 
 
 # ------------------------------------------------------------------------------------------------- fixtures
-def tiny_checkpoint(folder: Path) -> Path:
-    """A real, randomly initialised UMCC model with the modality flag (so it needs a modality), 48 px."""
+def tiny_checkpoint(folder: Path, flag: bool = True) -> Path:
+    """A real, randomly initialised UMCC model at 48 px; with the modality flag it needs a modality."""
     import torch
 
     from unifiedgender.checkpoint import save_checkpoint
     from unifiedgender.models import create_model
 
     torch.manual_seed(0)
-    model = create_model("umcc", "resnet10t.c3_in1k", pretrained="none", flag=True)
+    model = create_model("umcc", "resnet10t.c3_in1k", pretrained="none", flag=flag)
     model.data_config = {**model.data_config, "input_size": [3, 48, 48]}
-    return save_checkpoint(folder / "tiny.pt", model, tag=TAG)
+    return save_checkpoint(folder / "tiny.pt", model, tag=TAG if flag else TAG.replace("_F1_", "_F0_"))
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +151,20 @@ def test_client_file_name_is_reduced_to_its_base_name(client: httpx.Client) -> N
     response = post(client, [("../../etc/C:\\evil\\photo.png", sample_images()["noise.png"])])
     assert response.json()["results"][0]["name"] == "photo.png"
 
+
+
+def test_model_without_modality_input_needs_no_choice(tmp_path: Path) -> None:
+    from unifiedgender.inference.predictor import Predictor
+
+    predictor = Predictor.from_checkpoint(tiny_checkpoint(tmp_path, flag=False), device="cpu")
+    with BackgroundServer(create_app(predictor, LIMITS)) as running, httpx.Client(base_url=running.url) as http:
+        model = http.get("/health").json()["model"]
+        assert model["needs_modality"] is False
+        assert model["modalities"] == ["hand", "face", "fingerprint", "fluting_virtual", "fluting_tactile"]
+        content = sample_images()["noise.png"]
+        for modality in (None, "fingerprint"):
+            response = post(http, [("a.png", content)], modality=modality)
+            assert response.status_code == 200 and response.json()["modality"] == modality
 
 # ------------------------------------------------------------------------------------------- rejected files
 def test_text_file_named_like_an_image_is_415(client: httpx.Client) -> None:
@@ -454,7 +469,9 @@ def test_cli_server_under_load(checkpoint: Path) -> None:
     try:
         health = wait_for_health(url, process)
         assert health["model"]["tag"] == TAG and health["limits"]["max_upload_bytes"] == 1024 * 1024
-        report = asyncio.run(load(url, sample_images()["noise.png"], requests=500, concurrency=16))
+        # on its own thread: playwright's sync API may hold an event loop on this one
+        with ThreadPoolExecutor(1) as thread:
+            report = thread.submit(asyncio.run, load(url, sample_images()["noise.png"], 500, 16)).result()
     finally:
         process.terminate()
         output = process.communicate(timeout=30)[0]

@@ -8,7 +8,7 @@ import typer
 
 
 def serve(
-    checkpoint: Path = typer.Argument(..., help="Checkpoint (.pt) written by `ugn train`."),
+    checkpoint: Path = typer.Argument(..., help="Checkpoint (.pt) from `ugn train`, or an ONNX file from `ugn export`."),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on; 0.0.0.0 exposes the page to the network."),
     port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
     max_upload_mb: float = typer.Option(10.0, min=0.01, help="Largest request body (all files together), in MiB."),
@@ -21,7 +21,7 @@ def serve(
     from unifiedgender.errors import UserError
 
     if not checkpoint.is_file():
-        raise UserError(f"checkpoint not found: {checkpoint}; pass the .pt file written by `ugn train`")
+        raise UserError(f"checkpoint not found: {checkpoint}; pass a .pt file from `ugn train` or a .onnx from `ugn export`")
     from unifiedgender.inference.predictor import Predictor
     from unifiedgender.serve import ServeLimits, create_app, run_server
     from unifiedgender.serve.server import LOOPBACK_HOSTS

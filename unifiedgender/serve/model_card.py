@@ -8,8 +8,6 @@ from fastapi import HTTPException
 
 from unifiedgender.data.manifest import MODALITIES
 
-HAND_FACE = ("hand", "face")
-
 
 @dataclass(frozen=True)
 class ModelCard:
@@ -27,16 +25,14 @@ class ModelCard:
         """Describe a `unifiedgender.inference.predictor.Predictor` (from a checkpoint or an ONNX export)."""
         model = getattr(predictor.backend, "model", None)  # TorchBackend; an ONNX backend has no nn.Module
         spec = getattr(model, "spec", None) or {"arch": "onnx", "backbone": predictor.tag.split("_", 1)[0]}
-        # A model conditioned on the modality (UMCC with the flag, MAG) declares hand_face_only; an ONNX export
-        # only says whether it uses the modality, and those models take hand or face.
-        hand_face_only = bool(getattr(model, "hand_face_only", predictor.uses_modality))
+        modalities = tuple(predictor.modalities)
         return cls(
-            tag=predictor.tag or spec["backbone"],
+            tag=predictor.tag or str(spec["backbone"]),
             arch=str(spec["arch"]),
             backbone=str(spec["backbone"]),
             input_size=tuple(int(v) for v in predictor.data_config["input_size"]),
-            needs_modality=bool(predictor.uses_modality) or hand_face_only,
-            modalities=HAND_FACE if hand_face_only else MODALITIES,
+            needs_modality=modalities != MODALITIES,  # conditioned models (UMCC F1, MAG) take only some
+            modalities=modalities,
         )
 
     def as_dict(self) -> dict:
