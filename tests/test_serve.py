@@ -469,14 +469,18 @@ def test_cli_server_under_load(checkpoint: Path) -> None:
     try:
         health = wait_for_health(url, process)
         assert health["model"]["tag"] == TAG and health["limits"]["max_upload_bytes"] == 1024 * 1024
+        image = sample_images()["noise.png"]
         # on its own thread: playwright's sync API may hold an event loop on this one
         with ThreadPoolExecutor(1) as thread:
-            report = thread.submit(asyncio.run, load(url, sample_images()["noise.png"], 500, 16)).result()
+            baseline = thread.submit(asyncio.run, load(url, image, requests=50, concurrency=1)).result()
+            report = thread.submit(asyncio.run, load(url, image, requests=500, concurrency=16)).result()
     finally:
         process.terminate()
         output = process.communicate(timeout=30)[0]
-    print(f"\nserve load test: {report}")
+    print(f"\nserve load test: {report}\n  baseline, one client: {baseline}\n"
+          f"  throughput ratio: {report.throughput / baseline.throughput:.2f}x")
     assert f"serving tiny.pt at {url}/" in output and "Application shutdown complete" in output
+    assert baseline.completed == 50 and baseline.errors == []
     assert report.completed == 500 and report.errors == []
 
 
@@ -486,10 +490,11 @@ class LoadReport:
     def __init__(self, latencies: list[float], errors: list[str], wall: float, concurrency: int) -> None:
         self.completed, self.errors, self.wall, self.concurrency = len(latencies), errors, wall, concurrency
         self.p50, self.p95, self.p99 = (np.percentile(latencies, q) * 1000 for q in (50, 95, 99))
+        self.throughput = self.completed / wall
 
     def __str__(self) -> str:
         return (f"{self.completed} requests, {self.concurrency} concurrent, {len(self.errors)} errors, "
-                f"{self.completed / self.wall:.1f} req/s, latency p50 {self.p50:.1f} ms, p95 {self.p95:.1f} ms, "
+                f"{self.throughput:.1f} req/s, latency p50 {self.p50:.1f} ms, p95 {self.p95:.1f} ms, "
                 f"p99 {self.p99:.1f} ms")
 
 
