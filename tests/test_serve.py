@@ -166,6 +166,22 @@ def test_model_without_modality_input_needs_no_choice(tmp_path: Path) -> None:
             response = post(http, [("a.png", content)], modality=modality)
             assert response.status_code == 200 and response.json()["modality"] == modality
 
+
+def test_serves_an_onnx_export_like_its_checkpoint(checkpoint: Path, client: httpx.Client, tmp_path: Path) -> None:
+    from unifiedgender.inference.export import export_checkpoint
+    from unifiedgender.inference.predictor import Predictor
+
+    onnx_path = export_checkpoint(checkpoint, "onnx", tmp_path / "tiny.onnx")["output"]
+    images = list(sample_images().items())
+    with BackgroundServer(create_app(Predictor.from_checkpoint(onnx_path), LIMITS)) as running:
+        with httpx.Client(base_url=running.url, timeout=30) as http:
+            model = http.get("/health").json()["model"]
+            onnx_results = post(http, images, modality="hand").json()["results"]
+    assert model["arch"] == "onnx" and model["tag"] == TAG and model["modalities"] == ["hand", "face"]
+    torch_results = post(client, images, modality="hand").json()["results"]
+    for got, want in zip(onnx_results, torch_results):
+        assert got["status"] == "ok" and got["prob_male"] == pytest.approx(want["prob_male"], abs=1e-4)
+
 # ------------------------------------------------------------------------------------------- rejected files
 def test_text_file_named_like_an_image_is_415(client: httpx.Client) -> None:
     response = post(client, [("photo.jpg", b"this is not an image, whatever its name says")])

@@ -24,7 +24,7 @@ class ModelCard:
     def from_predictor(cls, predictor) -> ModelCard:
         """Describe a `unifiedgender.inference.predictor.Predictor` (from a checkpoint or an ONNX export)."""
         model = getattr(predictor.backend, "model", None)  # TorchBackend; an ONNX backend has no nn.Module
-        spec = getattr(model, "spec", None) or {"arch": "onnx", "backbone": predictor.tag.split("_", 1)[0]}
+        spec = getattr(model, "spec", None) or {"arch": "onnx", "backbone": predictor.tag.split("_F", 1)[0]}
         modalities = tuple(predictor.modalities)
         return cls(
             tag=predictor.tag or str(spec["backbone"]),
