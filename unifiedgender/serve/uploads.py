@@ -15,6 +15,7 @@ from fastapi import HTTPException, Request
 from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
 
 from unifiedgender.data.images import ImageReadError, load_image
 from unifiedgender.serve.limits import MIB, ServeLimits
@@ -90,6 +91,8 @@ async def read_form(request: Request, limits: ServeLimits) -> tuple[list[Upload]
                 413, f"too many files: at most {limits.max_files} per request; send them in several requests"
             ) from exc
         raise HTTPException(422, f"malformed multipart body: {exc.message}") from exc
+    except ClientDisconnect as exc:  # nobody is left to answer; not a server error worth a traceback
+        raise HTTPException(400, "client disconnected during the upload") from exc
     uploads, fields = [], {}
     for key, value in form.multi_items():
         if isinstance(value, UploadFile):
