@@ -115,6 +115,7 @@ def test_health_describes_model_limits_and_version(client: httpx.Client) -> None
 def test_page_and_static_files_are_served_without_external_resources(client: httpx.Client) -> None:
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert client.head("/").status_code == 200 and client.head("/health").status_code == 200
     for asset in ("/static/app.js", "/static/style.css", "/static/favicon.svg"):
         assert asset in page.text
         assert client.get(asset).status_code == 200

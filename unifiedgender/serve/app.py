@@ -53,11 +53,11 @@ def create_app(predictor: ImagePredictor, limits: ServeLimits | None = None, car
         log.exception("request failed")
         return JSONResponse({"detail": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8")
 
-    @app.get("/health")
+    @app.api_route("/health", methods=["GET", "HEAD"])
     async def health() -> dict:
         """Model identity, accepted modalities, limits and package version."""
         return {"status": "ok", "version": __version__, "model": card.as_dict(), "limits": limits.as_dict()}
