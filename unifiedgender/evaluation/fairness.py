@@ -1,0 +1,155 @@
+"""Group metrics, between-group gaps and per-group thresholds, with fairlearn's MetricFrame.
+
+For each attribute present (modality, age bucket, race, skin, gender) every group — including "unknown",
+the rows with a missing value — gets n, accuracy, balanced accuracy, TPR, FPR, ROC-AUC and selection rate,
+each with a 95% CI from resampling the group's subjects. Per-group thresholds are reported for analysis
+only; they are never applied to the headline metrics.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from fairlearn.metrics import (
+    MetricFrame,
+    count,
+    demographic_parity_difference,
+    equalized_odds_difference,
+    false_positive_rate,
+    selection_rate,
+    true_positive_rate,
+)
+from sklearn import metrics as skm
+
+from unifiedgender.evaluation.bootstrap import subject_bootstrap
+from unifiedgender.evaluation.metrics import predict_labels
+from unifiedgender.evaluation.table import EvaluationTable
+from unifiedgender.evaluation.thresholds import select_threshold
+
+GROUP_METRICS = ("accuracy", "balanced_accuracy", "tpr", "fpr", "roc_auc", "selection_rate")
+
+
+def _needs_both_classes(metric):
+    def wrapped(y_true, y_score):
+        return float(metric(y_true, y_score)) if len(np.unique(y_true)) == 2 else float("nan")
+
+    return wrapped
+
+
+def _needs_class(label: int, metric):
+    def wrapped(y_true, y_pred):
+        return float(metric(y_true, y_pred)) if (np.asarray(y_true) == label).any() else float("nan")
+
+    return wrapped
+
+
+def group_metric_frame(
+    y: np.ndarray, probs: np.ndarray, groups: pd.Series, threshold: float
+) -> tuple[MetricFrame, MetricFrame]:
+    """MetricFrames by group: label metrics on thresholded predictions, and ROC-AUC on the probabilities."""
+    pred = predict_labels(probs, threshold)
+    on_labels = {
+        "n": count,
+        "accuracy": skm.accuracy_score,
+        "balanced_accuracy": _needs_both_classes(skm.balanced_accuracy_score),
+        "tpr": _needs_class(1, true_positive_rate),
+        "fpr": _needs_class(0, false_positive_rate),
+        "selection_rate": selection_rate,
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        labels_frame = MetricFrame(metrics=on_labels, y_true=y, y_pred=pred, sensitive_features=groups.to_numpy())
+        auc_frame = MetricFrame(
+            metrics={"roc_auc": _needs_both_classes(skm.roc_auc_score)},
+            y_true=y,
+            y_pred=probs,
+            sensitive_features=groups.to_numpy(),
+        )
+    return labels_frame, auc_frame
+
+
+def attribute_report(
+    table: EvaluationTable,
+    attribute: str,
+    threshold: float,
+    n_resamples: int,
+    seed: int,
+) -> dict:
+    """Per-group metrics with CIs, between-group difference and ratio, DP and EO differences, for one attribute."""
+    frame = table.frame
+    groups = frame[f"group_{attribute}"]
+    y, probs = table.labels, table.probs
+    labels_frame, auc_frame = group_metric_frame(y, probs, groups, threshold)
+    by_group = pd.concat([labels_frame.by_group, auc_frame.by_group], axis=1)
+    out_groups: dict[str, dict] = {}
+    for group, row in by_group.iterrows():
+        mask = (groups == group).to_numpy()
+        entry: dict[str, object] = {"n": int(row["n"]), "n_subjects": int(frame.loc[mask, "subject_id"].nunique())}
+        boot = subject_bootstrap(y[mask], probs[mask], table.subjects[mask], threshold, n_resamples, seed)
+        for name in GROUP_METRICS:
+            entry[name] = _clean(row[name])
+            entry[f"{name}_ci"] = [_clean(v) for v in boot.interval(name)] if n_resamples else None
+        out_groups[str(group)] = entry
+    values = by_group[list(GROUP_METRICS)]
+    difference = values.max() - values.min()
+    ratio = values.min() / values.max()
+    pred = predict_labels(probs, threshold)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dp = demographic_parity_difference(y, pred, sensitive_features=groups.to_numpy())
+        eo = equalized_odds_difference(y, pred, sensitive_features=groups.to_numpy())
+    return {
+        "groups": out_groups,
+        "difference": {k: _clean(v) for k, v in difference.items()},
+        "ratio": {k: _clean(v) for k, v in ratio.items()},
+        "demographic_parity_difference": _clean(dp),
+        "equalized_odds_difference": _clean(eo),
+    }
+
+
+def per_group_thresholds(table: EvaluationTable, attribute: str, method: str) -> dict[str, float | None]:
+    """The threshold `method` would choose inside each group (None where a group lacks one class)."""
+    out: dict[str, float | None] = {}
+    groups = table.frame[f"group_{attribute}"]
+    for group in sorted(groups.unique()):
+        mask = (groups == group).to_numpy()
+        y = table.labels[mask]
+        out[str(group)] = select_threshold(y, table.probs[mask], method) if len(np.unique(y)) == 2 else None
+    return out
+
+
+def fairness_report(
+    table: EvaluationTable,
+    threshold: float,
+    n_resamples: int,
+    seed: int,
+    threshold_method: str = "youden",
+    threshold_table: EvaluationTable | None = None,
+) -> dict:
+    """attribute_report for every attribute present, and per-group thresholds reported separately.
+
+    Per-group thresholds are chosen on `threshold_table` (validation predictions) when given, otherwise on
+    the evaluated data itself — then they are optimistic and labelled so.
+    """
+    source_table = threshold_table if threshold_table is not None else table
+    source = "validation predictions" if threshold_table is not None else "evaluation data (optimistic; analysis only)"
+    report: dict[str, dict] = {}
+    for attribute in table.group_attributes():
+        entry = attribute_report(table, attribute, threshold, n_resamples, seed)
+        if attribute in source_table.group_attributes():
+            entry["per_group_thresholds"] = {
+                "applied": False,
+                "method": threshold_method,
+                "chosen_on": source,
+                "thresholds": per_group_thresholds(source_table, attribute, threshold_method),
+            }
+        report[attribute] = entry
+    return report
+
+
+def _clean(value) -> float | None:
+    """JSON-friendly float: NaN and infinities become None."""
+    value = float(value)
+    return value if np.isfinite(value) else None
