@@ -17,7 +17,7 @@ def select_threshold(y: np.ndarray, probs: np.ndarray, method: str = "youden", s
     y = np.asarray(y, dtype=np.int64)
     if len(np.unique(y)) < 2:
         raise UserError(f"{source}: needs both male and female rows to choose a threshold; use a validation set with both")
-    fpr, tpr, thresholds = roc_curve(y, probs)
+    fpr, tpr, thresholds = roc_curve(y, probs, drop_intermediate=False)
     finite = np.isfinite(thresholds)  # roc_curve's first threshold is +inf (predict nobody male)
     fpr, tpr, thresholds = fpr[finite], tpr[finite], thresholds[finite]
     if method == "youden":
