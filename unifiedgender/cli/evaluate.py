@@ -146,17 +146,22 @@ def _validation_table(path: Path, checkpoint: Path | None, batch_size: int, devi
 
 
 def _checkpoint_run_info(checkpoint: Path) -> dict:
-    """tag, arch, backbone, configuration and training data recorded in the checkpoint (metadata only)."""
-    from unifiedgender.checkpoint import read_checkpoint_info
+    """tag, arch, backbone, configuration and training data recorded in a checkpoint (or an exported ONNX model)."""
+    if checkpoint.suffix.lower() == ".onnx":
+        from unifiedgender.inference.export import read_onnx_metadata
 
-    info = read_checkpoint_info(checkpoint)
-    config = info.get("config") or {}
+        meta = read_onnx_metadata(checkpoint)
+        return {"tag": meta.get("tag") or None, "arch": meta.get("arch") or None, "configuration": {}}
+    from unifiedgender.checkpoint import read_checkpoint
+
+    info = read_checkpoint(checkpoint)
+    config = dict(info.get("config") or {})
     return {
         "tag": info.get("tag"),
         "arch": info.get("arch"),
         "backbone": info.get("backbone"),
-        "configuration": {"model_kwargs": info.get("model_kwargs"), **config},
-        "train_dataset": config.get("train_dataset") or config.get("train"),
+        "configuration": {"model_kwargs": info.get("model_kwargs"), "flag": info.get("flag"), **config},
+        "train_dataset": config.get("train_dataset") or config.get("train_manifest") or config.get("train"),
     }
 
 

@@ -22,7 +22,6 @@ import pandas as pd
 from filelock import FileLock, Timeout
 
 from unifiedgender.errors import UserError
-from unifiedgender.evaluation.metrics import METRIC_NAMES
 from unifiedgender.fileio import atomic_write
 
 DEFAULT_REGISTRY = Path("metrics/final_metrics_with_full_configurations.csv")
@@ -77,6 +76,8 @@ def _read_text_frame(path: Path) -> pd.DataFrame:
 def registry_row(report: dict, run: dict) -> dict:
     """One registry row: run description (tag, arch, configuration, datasets, split, checkpoint) and every metric
     with its CI bounds, image- and subject-level, plus the baseline and each attribute's fairness gaps."""
+    from unifiedgender.evaluation.metrics import METRIC_NAMES  # scikit-learn: kept out of plain appends and reads
+
     row: dict[str, object] = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "tag": run.get("tag"),
@@ -136,8 +137,9 @@ def read_registry(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise UserError(f"run registry not found: {path}; run `ugn evaluate` or `ugn download metrics`, or pass --registry")
     df = _read_text_frame(path)
     for alias, canonical in COLUMN_ALIASES.items():
-        if alias in df.columns and canonical not in df.columns:
-            df = df.rename(columns={alias: canonical})
+        if alias in df.columns:  # their short name; where a row has both, ours wins
+            merged = df[canonical].where(df[canonical] != "", df[alias]) if canonical in df.columns else df[alias]
+            df = df.drop(columns=alias).assign(**{canonical: merged})
     if "configuration" in df.columns:
         configs = [parse_configuration(text) for text in df["configuration"]]
         keys = sorted({key for config in configs for key in config})
