@@ -31,6 +31,7 @@ def evaluate(
     registry: Path = typer.Option(DEFAULT_REGISTRY, "--registry", help="Run registry CSV that gets one row."),
     no_registry: bool = typer.Option(False, "--no-registry", help="Do not append to the run registry."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report folder."),
+    no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots (faster)."),
     tag: Optional[str] = typer.Option(None, "--tag", help="Run tag for the registry [default: the checkpoint's]."),
     train_dataset: Optional[str] = typer.Option(None, "--train-dataset", help="Training data name for the registry [default: from the checkpoint]."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Prediction batch size (with CHECKPOINT)."),
@@ -94,12 +95,12 @@ def evaluate(
         source=source,
     )
     report["run"] = {k: v for k, v in run.items() if k != "configuration"}
-    write_report_folder(report, table, frame, out, overwrite=overwrite)
+    write_report_folder(report, table, frame, out, overwrite=overwrite, plots=not no_plots)
     run["report"] = str(out)
     if not no_registry:
         append_run(registry, registry_row(report, run))
     print_summary(report, console)
-    console.print(f"report: {out}/report.md, {out}/report.json, {out}/predictions.csv, {out}/plots/")
+    console.print(f"report: {out}/report.md, {out}/report.json, {out}/predictions.csv" + ("" if no_plots else f", {out}/plots/"))
     if not no_registry:
         console.print(f"registry: appended one row to {registry}")
 

@@ -38,36 +38,32 @@ def _needs_both_classes(metric):
     return wrapped
 
 
-def _needs_class(label: int, metric):
-    def wrapped(y_true, y_pred):
-        return float(metric(y_true, y_pred)) if (np.asarray(y_true) == label).any() else float("nan")
+def _on_labels(metric, threshold: float, needs: int | None = None):
+    """`metric(y_true, y_pred)` applied to probabilities thresholded at `threshold`; NaN when the group has no
+    row of class `needs` (TPR needs males, FPR females)."""
+
+    def wrapped(y_true, probs):
+        if needs is not None and not (np.asarray(y_true) == needs).any():
+            return float("nan")
+        return float(metric(y_true, predict_labels(probs, threshold)))
 
     return wrapped
 
 
-def group_metric_frame(
-    y: np.ndarray, probs: np.ndarray, groups: pd.Series, threshold: float
-) -> tuple[MetricFrame, MetricFrame]:
-    """MetricFrames by group: label metrics on thresholded predictions, and ROC-AUC on the probabilities."""
-    pred = predict_labels(probs, threshold)
-    on_labels = {
+def group_metric_frame(y: np.ndarray, probs: np.ndarray, groups: pd.Series, threshold: float) -> MetricFrame:
+    """One MetricFrame by group: n, ROC-AUC on the probabilities, the rest on predictions at `threshold`."""
+    metrics = {
         "n": count,
-        "accuracy": skm.accuracy_score,
-        "balanced_accuracy": _needs_both_classes(skm.balanced_accuracy_score),
-        "tpr": _needs_class(1, true_positive_rate),
-        "fpr": _needs_class(0, false_positive_rate),
-        "selection_rate": selection_rate,
+        "accuracy": _on_labels(skm.accuracy_score, threshold),
+        "balanced_accuracy": _needs_both_classes(_on_labels(skm.balanced_accuracy_score, threshold)),
+        "tpr": _on_labels(true_positive_rate, threshold, needs=1),
+        "fpr": _on_labels(false_positive_rate, threshold, needs=0),
+        "roc_auc": _needs_both_classes(skm.roc_auc_score),
+        "selection_rate": _on_labels(selection_rate, threshold),
     }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        labels_frame = MetricFrame(metrics=on_labels, y_true=y, y_pred=pred, sensitive_features=groups.to_numpy())
-        auc_frame = MetricFrame(
-            metrics={"roc_auc": _needs_both_classes(skm.roc_auc_score)},
-            y_true=y,
-            y_pred=probs,
-            sensitive_features=groups.to_numpy(),
-        )
-    return labels_frame, auc_frame
+        return MetricFrame(metrics=metrics, y_true=y, y_pred=probs, sensitive_features=groups.to_numpy())
 
 
 def attribute_report(
@@ -81,8 +77,7 @@ def attribute_report(
     frame = table.frame
     groups = frame[f"group_{attribute}"]
     y, probs = table.labels, table.probs
-    labels_frame, auc_frame = group_metric_frame(y, probs, groups, threshold)
-    by_group = pd.concat([labels_frame.by_group, auc_frame.by_group], axis=1)
+    by_group = group_metric_frame(y, probs, groups, threshold).by_group
     out_groups: dict[str, dict] = {}
     for group, row in by_group.iterrows():
         mask = (groups == group).to_numpy()

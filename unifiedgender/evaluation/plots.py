@@ -37,13 +37,14 @@ def write_plots(report: dict, table: EvaluationTable, folder: Path) -> dict[str,
 
 
 def _save(figure: plt.Figure, path: Path) -> str:
-    figure.savefig(path, dpi=100, bbox_inches="tight")
+    figure.savefig(path, dpi=90)
     plt.close(figure)
     return path.name
 
 
 def _curves(series: dict[str, tuple[np.ndarray, np.ndarray]], title: str) -> plt.Figure:
     figure, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(10, 4.5))
+    figure.subplots_adjust(left=0.07, right=0.98, bottom=0.12, wspace=0.25)
     for name, (y, probs) in series.items():
         if len(np.unique(y)) < 2:
             continue  # a curve needs both classes
@@ -65,6 +66,7 @@ def _curves(series: dict[str, tuple[np.ndarray, np.ndarray]], title: str) -> plt
 def _confusion(cells: dict[str, int]) -> plt.Figure:
     matrix = np.array([[cells["tn"], cells["fp"]], [cells["fn"], cells["tp"]]])
     figure, ax = plt.subplots(figsize=(4, 3.6))
+    figure.subplots_adjust(left=0.2, bottom=0.15)
     ax.imshow(matrix, cmap="Blues")
     for (row, col), value in np.ndenumerate(matrix):
         colour = "white" if value > matrix.max() / 2 else "black"
@@ -78,6 +80,7 @@ def _confusion(cells: dict[str, int]) -> plt.Figure:
 def _reliability(y: np.ndarray, probs: np.ndarray) -> plt.Figure:
     observed, predicted = calibration_curve(y, probs, n_bins=ECE_BINS, strategy="uniform")
     figure, ax = plt.subplots(figsize=(4.5, 4.5))
+    figure.subplots_adjust(left=0.15, bottom=0.12)
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="perfect calibration")
     ax.plot(predicted, observed, marker="o", label="model")
     ax.set(xlabel="mean predicted P(male)", ylabel="observed male rate", title="Reliability diagram", xlim=(0, 1), ylim=(0, 1))
@@ -88,6 +91,7 @@ def _reliability(y: np.ndarray, probs: np.ndarray) -> plt.Figure:
 def _group_bars(groups: dict[str, dict], attribute: str) -> plt.Figure:
     names = list(groups)
     figure, ax = plt.subplots(figsize=(max(6, 1.2 * len(names) * len(GROUP_METRICS) / 3), 4))
+    figure.subplots_adjust(left=0.08, right=0.98, bottom=0.16)
     width = 0.8 / len(GROUP_METRICS)
     x = np.arange(len(names))
     for i, metric in enumerate(GROUP_METRICS):

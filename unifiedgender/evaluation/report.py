@@ -17,7 +17,7 @@ from unifiedgender.evaluation.table import EvaluationTable
 
 
 def write_report_folder(
-    report: dict, table: EvaluationTable, predictions: pd.DataFrame, out: Path, overwrite: bool = False
+    report: dict, table: EvaluationTable, predictions: pd.DataFrame, out: Path, overwrite: bool = False, plots: bool = True
 ) -> Path:
     """Build the folder beside `out` and move it into place; refuse an existing `out` unless `overwrite`."""
     out = Path(out)
@@ -27,7 +27,8 @@ def write_report_folder(
     building = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
     try:
         predictions.to_csv(building / "predictions.csv", index=False)
-        report["plots"] = {name: f"plots/{file}" for name, file in write_plots(report, table, building / "plots").items()}
+        written = write_plots(report, table, building / "plots") if plots else {}
+        report["plots"] = {name: f"plots/{file}" for name, file in written.items()}
         (building / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
         (building / "report.md").write_text(render_markdown(report), encoding="utf-8")
         _replace_folder(building, out)
