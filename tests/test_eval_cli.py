@@ -156,6 +156,8 @@ def test_evaluate_a_real_checkpoint_on_a_manifest(tmp_path, monkeypatch, capsys)
                          "modality": "fingerprint", "age": 20 + s if s % 4 else None, "split": "test"})
     (tmp_path / "images" / "s0_1.png").write_bytes(b"not an image")
     write_manifest(pd.DataFrame(rows), tmp_path / "test.csv")
+    (tmp_path / "data").mkdir()
+    pd.DataFrame({"gender": ["female"] * 3 + ["male"]}).to_csv(tmp_path / "data" / "train.csv", index=False)
     model = create_model("simple_cnn", pretrained="none", image_size=32)
     save_checkpoint(tmp_path / "tiny.pt", model, tag="simple_cnn_F0_An_Lb_Z0", config={"train": "data/train.csv"})
 
@@ -168,6 +170,10 @@ def test_evaluate_a_real_checkpoint_on_a_manifest(tmp_path, monkeypatch, capsys)
     predictions = pd.read_csv(tmp_path / "rep" / "predictions.csv")
     assert predictions["prob_male"].between(0, 1).sum() == 23
     assert "unknown" in report["fairness"]["age"]["groups"]
+    # the baseline predicts the training data's majority (female): 11 of the 23 evaluated images
+    baseline = report["image_level"]["baseline"]
+    assert baseline["majority_class"] == "female" and baseline["majority_class_from"] == "training data (data/train.csv)"
+    assert baseline["accuracy"] == pytest.approx(11 / 23)
     row = pd.read_csv(tmp_path / "metrics" / "final_metrics_with_full_configurations.csv").iloc[0]
     assert (row["arch"], row["tag"], row["train_dataset"], row["split"]) == (
         "simple_cnn", "simple_cnn_F0_An_Lb_Z0", "data/train.csv", "test")

@@ -59,6 +59,11 @@ def test_gaps_and_fairlearn_differences_by_hand(report):
     # demographic parity: selection rates .5 vs .75; equalized odds: max(TPR gap .5, FPR gap 0)
     assert modality["demographic_parity_difference"] == pytest.approx(0.25)
     assert modality["equalized_odds_difference"] == pytest.approx(0.5)
+    # by gender, TPR exists for males only and FPR for females only: no gap can be computed
+    gender = report["fairness"]["gender"]
+    assert gender["groups"]["male"]["tpr"] == pytest.approx(3 / 4) and gender["groups"]["female"]["tpr"] is None
+    assert gender["difference"]["tpr"] is None and gender["difference"]["fpr"] is None
+    assert gender["difference"]["selection_rate"] == pytest.approx(3 / 4 - 2 / 4)
 
 
 def test_every_group_has_a_ci_around_its_value(report):

@@ -88,6 +88,8 @@ def test_majority_baseline_names_its_class_and_source():
         "accuracy": 0.75,
         "balanced_accuracy": 0.5,
     }
+    from_training = majority_baseline(np.array([0, 0, 0, 1]), source="training data (train.csv)", majority=1)
+    assert (from_training["majority_class"], from_training["accuracy"]) == ("male", 0.25)
 
 
 def test_each_bootstrap_replicate_equals_sklearn_on_the_resampled_data():

@@ -93,6 +93,7 @@ def evaluate(
         age_buckets=edges,
         modalities=modalities,
         source=source,
+        training_majority=_training_majority(run.get("train_dataset")),
     )
     report["run"] = {k: v for k, v in run.items() if k != "configuration"}
     write_report_folder(report, table, frame, out, overwrite=overwrite, plots=not no_plots)
@@ -166,6 +167,22 @@ def _checkpoint_run_info(checkpoint: Path) -> dict:
     }
 
 
+def _training_majority(train_manifest: str | None) -> tuple[str, str] | None:
+    """(majority gender, "training data (PATH)") when the training manifest is readable here, else None."""
+    import pandas as pd
+
+    if not train_manifest or not Path(train_manifest).is_file():
+        return None
+    try:
+        genders = pd.read_csv(train_manifest, usecols=["gender"])["gender"]
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError):
+        return None
+    counts = genders.value_counts()
+    if counts.empty:
+        return None
+    return ("male" if counts.get("male", 0) >= counts.get("female", 0) else "female"), f"training data ({train_manifest})"
+
+
 def _dataset_name(path: Path) -> str:
     """The data's folder and file name, e.g. socofing/test.csv."""
     resolved = path.resolve()
@@ -206,16 +223,23 @@ def print_summary(report: dict, console) -> None:
         f"[dim]baseline: always '{image['baseline']['majority_class']}' (majority class of the "
         f"{image['baseline']['majority_class_from']})[/]"
     )
-    fairness = Table(title="Fairness (balanced accuracy by group, 95% CI)")
-    for column in ("attribute", "groups", "BA gap", "DP diff", "EO diff"):
-        fairness.add_column(column)
+    fairness = Table(title="Fairness by group (95% CI); gaps = max - min over groups")
+    for column in ("attribute", "group", "n", "balanced acc.", "TPR", "FPR", "AUC", "selection rate"):
+        fairness.add_column(column, justify="left" if column in ("attribute", "group") else "right")
     for attribute, entry in report["fairness"].items():
-        groups = ", ".join(
-            f"{g} n={v['n']} {_f(v['balanced_accuracy'])} {_ci(v['balanced_accuracy_ci'])}" for g, v in entry["groups"].items()
+        for group, v in entry["groups"].items():
+            fairness.add_row(
+                attribute, group, str(v["n"]),
+                *(f"{_f(v[m])} {_ci(v[m + '_ci'])}" for m in ("balanced_accuracy", "tpr", "fpr", "roc_auc", "selection_rate")),
+            )
+        gaps = entry["difference"]
+        fairness.add_row(
+            attribute, "[bold]gap[/]", "", *(_f(gaps[m]) for m in ("balanced_accuracy", "tpr", "fpr", "roc_auc", "selection_rate")),
         )
         fairness.add_row(
-            attribute, groups, _f(entry["difference"]["balanced_accuracy"]),
-            _f(entry["demographic_parity_difference"]), _f(entry["equalized_odds_difference"]),
+            attribute, "[dim]DP / EO diff.[/]", "",
+            f"{_f(entry['demographic_parity_difference'])} / {_f(entry['equalized_odds_difference'])}", "", "", "", "",
+            end_section=True,
         )
     console.print(fairness)
 

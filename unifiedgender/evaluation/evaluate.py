@@ -27,11 +27,13 @@ def evaluate_predictions(
     age_buckets: tuple[float, ...] = DEFAULT_AGE_BUCKETS,
     modalities: tuple[str, ...] | None = None,
     source: str = "predictions",
+    training_majority: tuple[str, str] | None = None,
 ) -> tuple[dict, EvaluationTable]:
     """The full evaluation report (a JSON-ready dict) and the table of rows it used.
 
     With `validation` (a predictions table), the threshold is chosen on it by `threshold_method` and
-    applied to `predictions`; otherwise `threshold` is used as given.
+    applied to `predictions`; otherwise `threshold` is used as given. `training_majority` = (class, where
+    from) makes the baseline predict the training data's majority class; otherwise the evaluated data's.
     """
     table = prepare_table(predictions, age_buckets=age_buckets, modalities=modalities, source=source)
     validation_table = None
@@ -59,16 +61,22 @@ def evaluate_predictions(
         },
         "threshold": threshold_info,
         "bootstrap": {"unit": "subject", "n_resamples": n_resamples, "seed": seed, "level": CI_LEVEL},
-        "image_level": level_report(table, threshold, n_resamples, seed),
-        "subject_level": level_report(subjects, threshold, n_resamples, seed),
+        "image_level": level_report(table, threshold, n_resamples, seed, training_majority),
+        "subject_level": level_report(subjects, threshold, n_resamples, seed, training_majority),
         "fairness": fairness_report(table, threshold, n_resamples, seed, threshold_method, validation_table),
     }
     return report, table
 
 
-def level_report(table: EvaluationTable, threshold: float, n_resamples: int, seed: int) -> dict:
+def level_report(
+    table: EvaluationTable, threshold: float, n_resamples: int, seed: int, training_majority: tuple[str, str] | None = None
+) -> dict:
     """Metrics, their CIs, the confusion matrix and the majority-class baseline for one unit of analysis."""
     y, probs = table.labels, table.probs
+    if training_majority is None:
+        baseline = majority_baseline(y, "evaluation data")
+    else:
+        baseline = majority_baseline(y, training_majority[1], majority=int(training_majority[0] == "male"))
     point = binary_metrics(y, probs, threshold)
     ci: dict[str, list[float | None]] = {}
     if n_resamples:
@@ -79,7 +87,7 @@ def level_report(table: EvaluationTable, threshold: float, n_resamples: int, see
         "metrics": {name: _json_float(point[name]) for name in METRIC_NAMES},
         "ci": ci,
         "confusion": confusion(y, probs, threshold),
-        "baseline": {k: _json_float(v) if isinstance(v, float) else v for k, v in majority_baseline(y, "evaluation data").items()},
+        "baseline": {k: _json_float(v) if isinstance(v, float) else v for k, v in baseline.items()},
     }
 
 

@@ -87,9 +87,10 @@ def attribute_report(
             entry[name] = _clean(row[name])
             entry[f"{name}_ci"] = [_clean(v) for v in boot.interval(name)] if n_resamples else None
         out_groups[str(group)] = entry
-    values = by_group[list(GROUP_METRICS)]
-    difference = values.max() - values.min()
-    ratio = values.min() / values.max()
+    values = by_group[list(GROUP_METRICS)].astype(float)
+    defined = values.notna().sum() >= 2  # a gap needs two groups where the metric is defined
+    difference = (values.max() - values.min()).where(defined)
+    ratio = (values.min() / values.max()).where(defined)
     pred = predict_labels(probs, threshold)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

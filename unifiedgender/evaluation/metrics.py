@@ -78,10 +78,12 @@ def expected_calibration_error(y: np.ndarray, probs: np.ndarray, n_bins: int = E
     return float(gap.sum() / count.sum())
 
 
-def majority_baseline(y: np.ndarray, source: str) -> dict[str, object]:
-    """Accuracy and balanced accuracy of always predicting the majority class of `y` (named by `source`)."""
+def majority_baseline(y: np.ndarray, source: str, majority: int | None = None) -> dict[str, object]:
+    """Accuracy and balanced accuracy of always predicting one class: `majority` (1 = male) when given, e.g. the
+    training data's majority class, otherwise the majority class of `y`; `source` names where it came from."""
     y = np.asarray(y, dtype=np.int64)
-    majority = int(y.mean() >= 0.5)
+    if majority is None:
+        majority = int(y.mean() >= 0.5)
     constant = np.full_like(y, majority)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
