@@ -17,8 +17,8 @@ def evaluate(
         None, "--predictions", "-p", help="Evaluate an existing predictions table instead of a checkpoint."
     ),
     modality: Optional[list[str]] = typer.Option(None, "--modality", "-m", help="Evaluate only this modality (repeatable)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder [default: reports/<checkpoint>__<data>]."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Fixed threshold on P(male) [default: 0.5]."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: reports/CHECKPOINT__DATA or reports/PREDICTIONS)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Fixed threshold on P(male) (default 0.5)."),
     threshold_from: Optional[Path] = typer.Option(
         None,
         "--threshold-from",
@@ -32,8 +32,8 @@ def evaluate(
     no_registry: bool = typer.Option(False, "--no-registry", help="Do not append to the run registry."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report folder."),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots (faster)."),
-    tag: Optional[str] = typer.Option(None, "--tag", help="Run tag for the registry [default: the checkpoint's]."),
-    train_dataset: Optional[str] = typer.Option(None, "--train-dataset", help="Training data name for the registry [default: from the checkpoint]."),
+    tag: Optional[str] = typer.Option(None, "--tag", help="Run tag for the registry (default: the checkpoint's)."),
+    train_dataset: Optional[str] = typer.Option(None, "--train-dataset", help="Training data for the registry (default: the checkpoint's config)."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Prediction batch size (with CHECKPOINT)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps (with CHECKPOINT)."),
 ) -> None:
