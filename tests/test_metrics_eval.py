@@ -97,7 +97,7 @@ def test_each_bootstrap_replicate_equals_sklearn_on_the_resampled_data():
     threshold = 0.5
     result = subject_bootstrap(y, probs, subjects, threshold, n_resamples=20, seed=11)
     _, subject_index = np.unique(subjects, return_inverse=True)
-    counts = resample_counts(subject_index.max() + 1, 20, 11)
+    counts = resample_counts(subject_index.max() + 1, 20, 11, n_images=len(y))
     for b in (0, 7, 19):
         weights = counts[b, subject_index]
         # a subject drawn k times contributes each of its images k times
@@ -106,6 +106,21 @@ def test_each_bootstrap_replicate_equals_sklearn_on_the_resampled_data():
             assert result.replicates[name][b] == pytest.approx(expanded[name], abs=1e-9), (name, b)
         assert result.replicates["roc_auc"][b] == pytest.approx(skm.roc_auc_score(y, probs, sample_weight=weights))
         assert result.replicates["pr_auc"][b] == pytest.approx(skm.average_precision_score(y, probs, sample_weight=weights))
+
+
+def test_bootstrap_works_in_blocks_of_resamples(monkeypatch):
+    from unifiedgender.evaluation import bootstrap
+
+    y, probs, subjects = synthetic()
+    whole = subject_bootstrap(y, probs, subjects, n_resamples=30, seed=2)
+    monkeypatch.setattr(bootstrap, "CHUNK_CELLS", 7 * len(y))  # blocks of 7 resamples: 7 + 7 + 7 + 7 + 2
+    blocks = subject_bootstrap(y, probs, subjects, n_resamples=30, seed=2)
+    assert blocks.replicates["roc_auc"].shape == (30,)
+    counts = bootstrap.resample_counts(len(np.unique(subjects)), 30, 2, n_images=len(y))
+    _, subject_index = np.unique(subjects, return_inverse=True)
+    weights = counts[29, subject_index]
+    assert blocks.replicates["roc_auc"][29] == pytest.approx(skm.roc_auc_score(y, probs, sample_weight=weights))
+    assert np.isfinite(whole.replicates["accuracy"]).all()
 
 
 def test_bootstrap_is_seeded_and_reproducible():

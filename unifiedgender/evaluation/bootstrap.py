@@ -9,6 +9,7 @@ at once from per-subject counts (threshold metrics, log loss, Brier, ECE) and fr
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,7 @@ import numpy as np
 from unifiedgender.evaluation.metrics import ECE_BINS, ece_bin_index, predict_labels
 
 CI_LEVEL = 0.95
+CHUNK_CELLS = 2_000_000  # resample x image weights held at once (about 16 MB per array)
 BOOTSTRAP_METRICS = (
     "accuracy",
     "balanced_accuracy",
@@ -55,12 +57,24 @@ class BootstrapResult:
         return {name: self.interval(name, level) for name in self.replicates}
 
 
-def resample_counts(n_subjects: int, n_resamples: int, seed: int) -> np.ndarray:
-    """[n_resamples, n_subjects] times each subject is drawn; row b is resample b."""
+def resample_chunks(n_subjects: int, n_resamples: int, seed: int, n_images: int = 0) -> Iterator[np.ndarray]:
+    """Blocks of [rows, n_subjects] draw counts (times each subject is drawn), resample after resample.
+
+    Blocks keep about CHUNK_CELLS weights in memory whatever the data size; the stream depends on the seed
+    and the sizes only.
+    """
     rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n_subjects, size=(n_resamples, n_subjects))
-    offsets = (np.arange(n_resamples) * n_subjects)[:, None]
-    return np.bincount((draws + offsets).ravel(), minlength=n_resamples * n_subjects).reshape(n_resamples, n_subjects)
+    rows = max(1, CHUNK_CELLS // max(n_subjects, n_images, 1))
+    for start in range(0, n_resamples, rows):
+        size = min(rows, n_resamples - start)
+        draws = rng.integers(0, n_subjects, size=(size, n_subjects))
+        offsets = (np.arange(size) * n_subjects)[:, None]
+        yield np.bincount((draws + offsets).ravel(), minlength=size * n_subjects).reshape(size, n_subjects)
+
+
+def resample_counts(n_subjects: int, n_resamples: int, seed: int, n_images: int = 0) -> np.ndarray:
+    """All draw counts [n_resamples, n_subjects] at once (what subject_bootstrap uses, block by block)."""
+    return np.vstack(list(resample_chunks(n_subjects, n_resamples, seed, n_images)))
 
 
 def subject_bootstrap(
@@ -76,12 +90,14 @@ def subject_bootstrap(
     probs = np.asarray(probs, dtype=np.float64)
     _, subject_index = np.unique(np.asarray(subjects).astype(str), return_inverse=True)
     n_subjects = int(subject_index.max()) + 1
-    counts = resample_counts(n_subjects, n_resamples, seed).astype(np.float64)
-    return BootstrapResult(
-        replicates=weighted_metrics(y, probs, subject_index, counts, threshold),
-        n_resamples=n_resamples,
-        n_subjects=n_subjects,
-    )
+    blocks = [
+        weighted_metrics(y, probs, subject_index, counts.astype(np.float64), threshold)
+        for counts in resample_chunks(n_subjects, n_resamples, seed, len(y))
+    ]
+    replicates = {name: np.concatenate([b[name] for b in blocks]) for name in BOOTSTRAP_METRICS} if blocks else {
+        name: np.empty(0) for name in BOOTSTRAP_METRICS
+    }
+    return BootstrapResult(replicates=replicates, n_resamples=n_resamples, n_subjects=n_subjects)
 
 
 def weighted_metrics(
