@@ -126,6 +126,8 @@ def test_subject_level_uses_mean_probability_per_subject():
     assert subjects.loc["s1", "prob_male"] == pytest.approx(1.4 / 3)
     assert subjects.loc["s2", "prob_male"] == pytest.approx(0.6)
     assert list(subjects["n_images"]) == [3, 2]
+    mixed = df.assign(gender=["male", "female", "male", "female", "female"])
+    assert subject_level(prepare_table(mixed)).subjects_with_mixed_labels == 1
     report, _ = evaluate_predictions(df, n_resamples=0)
     assert report["subject_level"]["metrics"]["accuracy"] == 0.0  # s1 -> female, s2 -> male: both wrong
     assert report["image_level"]["metrics"]["accuracy"] == pytest.approx(2 / 5)

@@ -57,7 +57,7 @@ def evaluate_predictions(
             "n_excluded": int(sum(table.excluded.values())),
             "modalities": {str(k): int(v) for k, v in table.frame["modality"].value_counts().items()},
             "class_counts": {"male": int(table.labels.sum()), "female": int(len(table.labels) - table.labels.sum())},
-            "subjects_with_mixed_labels": int(subjects.frame.attrs.get("subjects_with_mixed_labels", 0)),
+            "subjects_with_mixed_labels": subjects.subjects_with_mixed_labels,
         },
         "threshold": threshold_info,
         "bootstrap": {"unit": "subject", "n_resamples": n_resamples, "seed": seed, "level": CI_LEVEL},

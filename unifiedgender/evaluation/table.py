@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from unifiedgender.data.manifest import DEMOGRAPHIC_COLUMNS, GENDERS, gender_to_label
+from unifiedgender.data.manifest import GENDERS, gender_to_label
 from unifiedgender.errors import UserError
 
 PREDICTION_COLUMNS = ("subject_id", "modality", "gender", "prob_male")
@@ -30,6 +30,7 @@ class EvaluationTable:
     frame: pd.DataFrame  # ok rows only; adds `label` (1 = male) and `group_<attribute>` columns
     excluded: dict[str, int] = field(default_factory=dict)
     n_input: int = 0
+    subjects_with_mixed_labels: int = 0  # subject-level tables: subjects whose images disagree on the label
 
     @property
     def labels(self) -> np.ndarray:
@@ -174,7 +175,4 @@ def subject_level(table: EvaluationTable) -> EvaluationTable:
         out[column] = firsts
     out["gender"] = np.where(out["label"] == 1, "male", "female")
     out = out.drop(columns="label_mean").reset_index()
-    excluded = dict(table.excluded)
-    subject_table = EvaluationTable(frame=out, excluded=excluded, n_input=table.n_input)
-    subject_table.frame.attrs["subjects_with_mixed_labels"] = mixed_labels
-    return subject_table
+    return EvaluationTable(frame=out, excluded=dict(table.excluded), n_input=table.n_input, subjects_with_mixed_labels=mixed_labels)
