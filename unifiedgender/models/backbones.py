@@ -105,7 +105,7 @@ def _timm_backbone(name: str, pretrained: str, in_chans: int) -> Backbone:
             _load_timm_file(module, path, in_chans, canonical)
             source = str(path)
         else:
-            module = _download_timm(name, canonical, in_chans)
+            module = _download_timm(name, module, canonical, in_chans)
             source = "download"
     data_config = _timm_data_config(module, in_chans)
     groups = []
@@ -159,12 +159,12 @@ def _backbone_part(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     return inner or state_dict
 
 
-def _download_timm(name: str, canonical: str, in_chans: int) -> nn.Module:
+def _download_timm(name: str, module: nn.Module, canonical: str, in_chans: int) -> nn.Module:
+    """timm's own download (Hugging Face hub or URL), tried only when the host answers."""
     import timm
 
-    probe = timm.create_model(name, pretrained=False, num_classes=0)
-    cfg = probe.pretrained_cfg
-    names, _ = _timm_candidate_names(probe, canonical)
+    cfg = module.pretrained_cfg
+    names, _ = _timm_candidate_names(module, canonical)
     if not cfg.get("hf_hub_id") and not cfg.get("url"):
         raise UserError(f"timm has no pretrained weights for '{canonical}'; pass --weights PATH or --pretrained none")
     hosts = (["huggingface.co"] if cfg.get("hf_hub_id") else []) + ([urlparse(cfg["url"]).hostname] if cfg.get("url") else [])
