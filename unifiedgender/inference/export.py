@@ -2,7 +2,7 @@
 
 Both take two inputs, `image` float32 [N,C,H,W] (already normalised as in `data_config`) and `modality`
 int64 [N] (indices into MODALITIES), with a dynamic batch axis, and return the male logit [N]. ONNX keeps
-`ugn.data_config`, `ugn.tag`, `ugn.arch` and `ugn.uses_modality` in its metadata; TorchScript keeps the same
+`ugn.data_config`, `ugn.tag`, `ugn.arch` and `ugn.modalities` (those the model accepts) in its metadata; TorchScript keeps the same
 JSON in the extra file `ugn.json`.
 """
 
@@ -49,7 +49,7 @@ def export_checkpoint(
 ) -> dict[str, Any]:
     """Export `checkpoint`; returns {"output", "format", "max_abs_diff"} (diff vs. PyTorch on a sample batch)."""
     from unifiedgender.checkpoint import load_checkpoint
-    from unifiedgender.inference.predictor import model_uses_modality
+    from unifiedgender.inference.predictor import allowed_modalities
 
     if fmt not in FORMATS:
         raise UserError(f"unknown export format '{fmt}'; use one of {', '.join(FORMATS)}")
@@ -62,9 +62,9 @@ def export_checkpoint(
     meta = {
         "format": ONNX_FORMAT,
         "data_config": info["data_config"],
-        "tag": str(info.get("tag", "")),
-        "arch": str(info.get("arch", "")),
-        "uses_modality": model_uses_modality(info.get("arch", ""), info.get("model_kwargs")),
+        "tag": str(info.get("tag") or ""),
+        "arch": str(info["arch"]),
+        "modalities": list(allowed_modalities(info["arch"], bool(info.get("flag")))),
     }
     wrapped = LogitModel(model.cpu().eval()).eval()
     sample = sample_inputs(info["data_config"], batch=2)
@@ -135,7 +135,7 @@ def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         "data_config": json.loads(props["ugn.data_config"]),
         "tag": props.get("ugn.tag", ""),
         "arch": props.get("ugn.arch", ""),
-        "uses_modality": json.loads(props.get("ugn.uses_modality", "false")),
+        "modalities": tuple(json.loads(props["ugn.modalities"])),
     }
 
 

@@ -88,22 +88,31 @@ class _Item:
     modality: str | None
 
 
-def model_uses_modality(arch: str, model_kwargs: dict[str, Any] | None) -> bool:
-    """True where the prediction depends on the modality input: MAG always, UMCC with the flag on (F1)."""
-    return arch == "mag" or (arch == "umcc" and bool((model_kwargs or {}).get("flag")))
+HAND_FACE = ("hand", "face")
 
 
-def check_modality(modality: str | None, uses_modality: bool, where: str = "--modality") -> None:
-    """Refuse an unknown modality, and a missing one for a modality-conditioned model."""
+def allowed_modalities(arch: str, flag: bool) -> tuple[str, ...]:
+    """Modalities a model accepts: hand and face for UMCC with the flag (F1) and for MAG, else all."""
+    from unifiedgender.models import get_arch
+
+    return HAND_FACE if flag or get_arch(arch).cls.hand_face_only else MODALITIES
+
+
+def check_modality(modality: str | None, allowed: Sequence[str] = MODALITIES, where: str = "--modality") -> None:
+    """Refuse an unknown modality, one the model was not built for, and a missing one for a conditioned model
+    (one that accepts only some modalities: UMCC F1 and MAG)."""
+    conditioned = tuple(allowed) != MODALITIES
     if modality is None:
-        if uses_modality:
+        if conditioned:
             raise UserError(
-                f"this model is conditioned on the modality; give {where} ({'|'.join(MODALITIES)}) "
+                f"this model is conditioned on the modality; give {where} ({'|'.join(allowed)}) "
                 "or a manifest with a 'modality' column"
             )
         return
     if modality not in MODALITIES:
         raise UserError(f"unknown modality '{modality}' ({where}); use one of {', '.join(MODALITIES)}")
+    if modality not in allowed:
+        raise UserError(f"this model takes {' or '.join(allowed)} images, not '{modality}' ({where}); use a model trained for {modality}")
 
 
 class Predictor:
@@ -114,7 +123,7 @@ class Predictor:
         backend: Backend,
         data_config: dict[str, Any],
         *,
-        uses_modality: bool = False,
+        modalities: Sequence[str] = MODALITIES,
         tag: str = "",
         batch_size: int = 64,
         workers: int | None = None,
@@ -134,7 +143,7 @@ class Predictor:
         self.data_config = dict(data_config)
         self.transform = build_eval_transform(self.data_config)
         self.mode = "L" if int(self.data_config["input_size"][0]) == 1 else "RGB"
-        self.uses_modality = uses_modality
+        self.modalities = tuple(modalities)
         self.tag = tag
         self.batch_size = batch_size
         self.workers = workers or min(8, os.cpu_count() or 1)
@@ -159,8 +168,8 @@ class Predictor:
         return cls.from_model(
             model,
             data_config=info["data_config"],
-            uses_modality=model_uses_modality(info.get("arch", ""), info.get("model_kwargs")),
-            tag=str(info.get("tag", "")),
+            modalities=allowed_modalities(info["arch"], bool(info.get("flag"))),
+            tag=str(info.get("tag") or ""),
             device=device,
             **options,
         )
@@ -171,7 +180,7 @@ class Predictor:
         model: torch.nn.Module,
         data_config: dict[str, Any] | None = None,
         *,
-        uses_modality: bool = False,
+        modalities: Sequence[str] = MODALITIES,
         tag: str = "",
         device: str | torch.device | None = None,
         **options: Any,
@@ -180,7 +189,7 @@ class Predictor:
         config = data_config if data_config is not None else getattr(model, "data_config", None)
         if config is None:
             raise UserError("the model has no data_config; pass the preprocessing (input_size, mean, std, ...)")
-        return cls(TorchBackend(model, device), config, uses_modality=uses_modality, tag=tag, **options)
+        return cls(TorchBackend(model, device), config, modalities=modalities, tag=tag, **options)
 
     @classmethod
     def from_onnx(cls, path: str | os.PathLike[str], device: str | torch.device | None = None, **options: Any) -> Predictor:
@@ -197,15 +206,15 @@ class Predictor:
         return cls(
             OnnxBackend(session),
             meta["data_config"],
-            uses_modality=bool(meta["uses_modality"]),
-            tag=str(meta.get("tag", "")),
+            modalities=meta["modalities"],
+            tag=meta["tag"],
             **options,
         )
 
     # ------------------------------------------------------------------------------------------- prediction
     def predict_images(self, images: Sequence[Image.Image], modality: str | None = None) -> np.ndarray:
         """prob_male for in-memory PIL images of any mode (all of one modality)."""
-        check_modality(modality, self.uses_modality, where="modality")
+        check_modality(modality, self.modalities, where="modality")
         probs = np.empty(len(images), dtype=np.float64)
         for start in range(0, len(images), self.batch_size):
             chunk = images[start : start + self.batch_size]
@@ -218,12 +227,12 @@ class Predictor:
     ) -> Iterator[dict[str, Any]]:
         """One record per path, in order, streamed; `modality` is one value for all or one per path."""
         if modality is None or isinstance(modality, str):
-            check_modality(modality, self.uses_modality)
+            check_modality(modality, self.modalities)
             items: Iterable[_Item] = (_Item(os.fspath(p), modality) for p in paths)
         else:
             modalities = list(modality)
             for index, value in enumerate(modalities):
-                check_modality(value, self.uses_modality, where=f"modality of input {index + 1}")
+                check_modality(value, self.modalities, where=f"modality of input {index + 1}")
             paths = list(paths)
             if len(paths) != len(modalities):
                 raise UserError(f"{len(paths)} paths but {len(modalities)} modalities; give one per path")
