@@ -142,6 +142,7 @@ def test_evaluate_a_real_checkpoint_on_a_manifest(tmp_path, monkeypatch, capsys)
 
     from unifiedgender.checkpoint import save_checkpoint
     from unifiedgender.data.manifest import write_manifest
+    from unifiedgender.evaluation.thresholds import select_threshold
     from unifiedgender.models import create_model
 
     monkeypatch.chdir(tmp_path)
@@ -161,13 +162,19 @@ def test_evaluate_a_real_checkpoint_on_a_manifest(tmp_path, monkeypatch, capsys)
     model = create_model("simple_cnn", pretrained="none", image_size=32)
     save_checkpoint(tmp_path / "tiny.pt", model, tag="simple_cnn_F0_An_Lb_Z0", config={"train": "data/train.csv"})
 
+    # --threshold-from a manifest: the checkpoint predicts it first, then Youden's J picks the threshold
     code, out = run_ugn(monkeypatch, capsys, "evaluate", "tiny.pt", "--data", "test.csv", "--out", "rep",
-                        "--bootstrap", "100", "--device", "cpu", "--batch-size", "8")
+                        "--bootstrap", "100", "--device", "cpu", "--batch-size", "8", "--threshold-from", "test.csv")
     assert code == 0, out
     report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert report["threshold"]["method"] == "youden" and report["threshold"]["chosen_on"] == "validation predictions"
+    predictions = pd.read_csv(tmp_path / "rep" / "predictions.csv")
+    ok = predictions["status"] == "ok"
+    labels = (predictions.loc[ok, "gender"] == "male").astype(int)
+    assert report["threshold"]["value"] == pytest.approx(
+        select_threshold(labels.to_numpy(), predictions.loc[ok, "prob_male"].to_numpy(), "youden"))
     assert report["data"]["n_evaluated"] == 23 and report["data"]["n_subjects"] == 12
     assert report["data"]["n_excluded"] == 1  # the corrupt image is reported, not fatal
-    predictions = pd.read_csv(tmp_path / "rep" / "predictions.csv")
     assert predictions["prob_male"].between(0, 1).sum() == 23
     assert "unknown" in report["fairness"]["age"]["groups"]
     # the baseline predicts the training data's majority (female): 11 of the 23 evaluated images

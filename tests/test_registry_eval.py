@@ -130,3 +130,20 @@ def test_a_stale_lock_times_out_with_a_clear_message(tmp_path, monkeypatch):
             append_run(path, {"tag": "x"})
     assert not path.exists()
     assert os.path.exists(f"{path}.lock")
+
+
+def test_ugn_runs_prints_the_best_published_runs(ugn_registry, monkeypatch, capsys):
+    import sys
+
+    from unifiedgender.cli.app import main
+
+    monkeypatch.setenv("COLUMNS", "250")
+    monkeypatch.setattr(sys, "argv", ["ugn", "runs", "--registry", str(ugn_registry), "--category", "ablation",
+                                      "--sort", "mean_acc", "-k", "1"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0
+    assert "Best 1 of 4 runs by mean_acc" in out
+    assert "tf_efficientnetv2_s.in1k_F0_An_Lb_Z0" in out and "0.9010" in out
+    assert "F1_Af_Lb_Z0" not in out  # ranked second: not shown with -k 1
