@@ -145,5 +145,5 @@ def test_ugn_runs_prints_the_best_published_runs(ugn_registry, monkeypatch, caps
     out = capsys.readouterr().out
     assert exit_info.value.code == 0
     assert "Best 1 of 4 runs by mean_acc" in out
-    assert "tf_efficientnetv2_s.in1k_F0_An_Lb_Z0" in out and "0.9010" in out
+    assert "tf_efficientnetv2_s.in1k_F0_An_Lb_Z1" in out and "0.9010" in out
     assert "F1_Af_Lb_Z0" not in out  # ranked second: not shown with -k 1
