@@ -64,6 +64,23 @@ def test_gaps_and_fairlearn_differences_by_hand(report):
     assert gender["groups"]["male"]["tpr"] == pytest.approx(3 / 4) and gender["groups"]["female"]["tpr"] is None
     assert gender["difference"]["tpr"] is None and gender["difference"]["fpr"] is None
     assert gender["difference"]["selection_rate"] == pytest.approx(3 / 4 - 2 / 4)
+    # fairlearn would count the missing rates as 0; equalized odds is undefined here, and says why
+    assert gender["equalized_odds_difference"] is None
+    assert gender["equalized_odds_excluded_groups"] == ["female", "male"]
+    assert modality["equalized_odds_excluded_groups"] == []
+
+
+def test_equalized_odds_leaves_out_one_class_groups():
+    df = hand_checked_table()
+    # race a = h1, h2, f3; b = h3, f1, f4; c = h4, f2 (relabelled female below: c holds no male)
+    df["race"] = ["a", "a", "b", "c", "b", "c", "a", "b", "a"]
+    df.loc[5, "gender"] = "female"  # f2 (prob .7): group c now holds two females only
+    report, _ = evaluate_predictions(df, n_resamples=0)
+    race = report["fairness"]["race"]
+    assert race["equalized_odds_excluded_groups"] == ["c"]
+    # a: h1 .8 M tp, h2 .3 M fn, f3 .1 F tn -> TPR 1/2, FPR 0; b: f1 .9 M tp, h3 .2 F tn, f4 .55 F fp -> TPR 1, FPR 1/2
+    assert race["equalized_odds_difference"] == pytest.approx(0.5)
+    assert race["groups"]["c"]["fpr"] == pytest.approx(1.0) and race["groups"]["c"]["tpr"] is None
 
 
 def test_every_group_has_a_ci_around_its_value(report):

@@ -92,16 +92,25 @@ def attribute_report(
     difference = (values.max() - values.min()).where(defined)
     ratio = (values.min() / values.max()).where(defined)
     pred = predict_labels(probs, threshold)
+    # fairlearn counts an undefined TPR or FPR (a group without males or females) as 0, which would invent a
+    # gap: equalized odds is taken over the groups holding both classes, and the others are named
+    one_class = sorted(g for g, e in out_groups.items() if e["tpr"] is None or e["fpr"] is None)
+    both = ~groups.isin(one_class).to_numpy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         dp = demographic_parity_difference(y, pred, sensitive_features=groups.to_numpy())
-        eo = equalized_odds_difference(y, pred, sensitive_features=groups.to_numpy())
+        eo = (
+            equalized_odds_difference(y[both], pred[both], sensitive_features=groups.to_numpy()[both])
+            if len(out_groups) - len(one_class) >= 2
+            else float("nan")
+        )
     return {
         "groups": out_groups,
         "difference": {k: _clean(v) for k, v in difference.items()},
         "ratio": {k: _clean(v) for k, v in ratio.items()},
         "demographic_parity_difference": _clean(dp),
         "equalized_odds_difference": _clean(eo),
+        "equalized_odds_excluded_groups": one_class,
     }
 
 

@@ -110,7 +110,9 @@ def render_markdown(report: dict) -> str:
             f"### By {attribute}",
             "",
             f"Demographic parity difference {_fmt(entry['demographic_parity_difference'])}; "
-            f"equalized odds difference {_fmt(entry['equalized_odds_difference'])}.",
+            f"equalized odds difference {_fmt(entry['equalized_odds_difference'])}"
+            + (f" (over the groups holding both classes; left out: {', '.join(entry['equalized_odds_excluded_groups'])})"
+               if entry["equalized_odds_excluded_groups"] else "") + ".",
             "",
             "| group | n | subjects | " + " | ".join(GROUP_METRICS) + " |",
             "|---|---|---|" + "---|" * len(GROUP_METRICS),
