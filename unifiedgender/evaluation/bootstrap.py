@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 from unifiedgender.evaluation.metrics import ECE_BINS, ece_bin_index, predict_labels
 
@@ -134,7 +135,7 @@ def weighted_metrics(
         specificity = np.where(neg > 0, tn / neg, np.nan)
         both = (pos > 0) & (neg > 0)
         denominator = 2 * tp + fp + fn
-        auc, ap = _ranking_metrics(y, probs, counts[:, subject_index])
+        auc, ap = _ranking_metrics(y, probs, subject_index, counts)
         return {
             "accuracy": (tp + tn) / n,
             "balanced_accuracy": np.where(both, (sensitivity + specificity) / 2, np.nan),
@@ -152,14 +153,20 @@ def weighted_metrics(
         }
 
 
-def _ranking_metrics(y: np.ndarray, probs: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted ROC-AUC (ties count one half) and average precision (scikit-learn's step definition) per row."""
-    order = np.argsort(probs, kind="stable")
-    sorted_probs = probs[order]
-    starts = np.flatnonzero(np.r_[True, sorted_probs[1:] != sorted_probs[:-1]])  # one block per distinct score
-    w = weights[:, order]
-    pos = np.add.reduceat(w * y[order], starts, axis=1)  # [B, U] positive weight at each distinct score
-    neg = np.add.reduceat(w * (1 - y[order]), starts, axis=1)
+def _ranking_metrics(
+    y: np.ndarray, probs: np.ndarray, subject_index: np.ndarray, counts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted ROC-AUC (ties count one half) and average precision (scikit-learn's step definition) per row.
+
+    The male and female weight at each distinct score is `counts @ M` with M a sparse [subjects, scores]
+    matrix of image counts, so no [resamples, images] array is ever built.
+    """
+    distinct, score_index = np.unique(probs, return_inverse=True)  # ascending distinct scores
+    shape = (counts.shape[1], len(distinct))
+    male = sparse.csr_matrix((y.astype(np.float64), (subject_index, score_index)), shape=shape)
+    female = sparse.csr_matrix(((1 - y).astype(np.float64), (subject_index, score_index)), shape=shape)
+    pos = np.asarray(counts @ male)  # [B, U] male weight at each distinct score
+    neg = np.asarray(counts @ female)
     total_pos, total_neg = pos.sum(axis=1), neg.sum(axis=1)
     neg_below = np.cumsum(neg, axis=1) - neg
     auc = (pos * (neg_below + 0.5 * neg)).sum(axis=1) / (total_pos * total_neg)
