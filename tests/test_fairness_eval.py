@@ -157,6 +157,7 @@ def test_subject_level_uses_mean_probability_per_subject():
         (lambda df: df.assign(prob_male=[1.5] + [0.5] * (len(df) - 1)), "row 2: prob_male '1.5' is not a probability"),
         (lambda df: df.assign(gender=["M"] + ["male"] * (len(df) - 1)), "gender 'M' is not one of female, male"),
         (lambda df: df.assign(status="unreadable"), "no rows with status 'ok'"),
+        (lambda df: df.assign(subject_id=["s"] * (len(df) - 1) + [None]), "row 10: empty subject_id"),
     ],
 )
 def test_bad_tables_are_refused_with_the_fix(change, message):

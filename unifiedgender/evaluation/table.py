@@ -70,6 +70,10 @@ def check_predictions(df: pd.DataFrame, source: str = "predictions") -> None:
             f"{source}: missing column '{missing[0]}' (a predictions table needs {', '.join(PREDICTION_COLUMNS)}); "
             "produce it with `ugn predict` or `ugn evaluate`"
         )
+    no_subject = df["subject_id"].isna() | (df["subject_id"].astype(str).str.strip() == "")
+    if no_subject.any():
+        row = int(np.flatnonzero(no_subject.to_numpy())[0])
+        raise UserError(f"{source}: row {row + 2}: empty subject_id; every image needs its subject for subject-level CIs")
     probs = pd.to_numeric(df["prob_male"], errors="coerce")
     bad = df["prob_male"].notna() & (probs.isna() | (probs < 0) | (probs > 1))
     if bad.any():
