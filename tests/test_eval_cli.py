@@ -186,3 +186,6 @@ def test_evaluate_a_real_checkpoint_on_a_manifest(tmp_path, monkeypatch, capsys)
         "simple_cnn", "simple_cnn_F0_An_Lb_Z0", "data/train.csv", "test")
     assert row["checkpoint"] == "tiny.pt"
     assert json.loads(row["configuration"])["model_kwargs"] == {"image_size": 32}
+
+    code, out = run_ugn(monkeypatch, capsys, "evaluate", "tiny.pt", "--data", "test.csv", "--out", "rep2", "--modality", "hand")
+    assert code == 2 and "test.csv: no rows with modality hand; check --modality" in out

@@ -69,7 +69,7 @@ def evaluate(
 
     run: dict = {"tag": tag, "train_dataset": train_dataset, "category": "evaluation"}
     if checkpoint is not None:
-        frame = _predict(checkpoint, data, batch_size, device, console)
+        frame = _predict(checkpoint, data, modalities, batch_size, device, console)
         run.update(_checkpoint_run_info(checkpoint))
         run["tag"] = tag or run.get("tag")
         run["train_dataset"] = train_dataset or run.get("train_dataset")
@@ -81,7 +81,7 @@ def evaluate(
         source = str(predictions)
     validation = None
     if threshold_from is not None:
-        validation = _validation_table(threshold_from, checkpoint, batch_size, device, console)
+        validation = _validation_table(threshold_from, checkpoint, modalities, batch_size, device, console)
 
     report, table = evaluate_predictions(
         frame,
@@ -116,8 +116,8 @@ def _check_modalities(modality: list[str] | None) -> tuple[str, ...] | None:
     return tuple(modality) if modality else None
 
 
-def _predict(checkpoint: Path, manifest_path: Path, batch_size: int, device: str, console):
-    """Predictions table of `checkpoint` on a manifest (the inference part does the work)."""
+def _predict(checkpoint: Path, manifest_path: Path, modalities: tuple[str, ...] | None, batch_size: int, device: str, console):
+    """Predictions table of `checkpoint` on a manifest's rows of `modalities` (all when None)."""
     from unifiedgender.data.manifest import read_manifest
     from unifiedgender.errors import UserError
 
@@ -126,11 +126,17 @@ def _predict(checkpoint: Path, manifest_path: Path, batch_size: int, device: str
     from unifiedgender.inference import predict_manifest
 
     manifest = read_manifest(manifest_path)
+    if modalities:
+        manifest = manifest[manifest["modality"].isin(modalities)].reset_index(drop=True)
+        if manifest.empty:
+            raise UserError(f"{manifest_path}: no rows with modality {', '.join(modalities)}; check --modality")
     console.print(f"predicting {len(manifest)} images of {manifest_path} with {checkpoint}")
     return predict_manifest(checkpoint, manifest, batch_size=batch_size, device=device)
 
 
-def _validation_table(path: Path, checkpoint: Path | None, batch_size: int, device: str, console):
+def _validation_table(
+    path: Path, checkpoint: Path | None, modalities: tuple[str, ...] | None, batch_size: int, device: str, console
+):
     """--threshold-from: a predictions table as is, or a manifest predicted with the checkpoint."""
     import pandas as pd
 
@@ -144,7 +150,7 @@ def _validation_table(path: Path, checkpoint: Path | None, batch_size: int, devi
         return read_predictions(path)
     if checkpoint is None:
         raise UserError(f"--threshold-from {path}: no 'prob_male' column; give a predictions table (or a manifest with CHECKPOINT)")
-    return _predict(checkpoint, path, batch_size, device, console)
+    return _predict(checkpoint, path, modalities, batch_size, device, console)
 
 
 def _checkpoint_run_info(checkpoint: Path) -> dict:
