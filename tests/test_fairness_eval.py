@@ -112,6 +112,13 @@ def test_age_buckets_are_configurable():
         parse_age_buckets("young,old")
 
 
+def test_numeric_codes_with_blanks_group_as_integers():
+    df = hand_checked_table()
+    df["skin"] = [1, 2, None, 6, 6, 1, 2, None, 1]
+    groups = prepare_table(df).frame["group_skin"].tolist()
+    assert groups == ["1", "2", "unknown", "6", "6", "1", "2", "unknown"]
+
+
 def test_text_age_groups_are_kept_as_they_are():
     df = hand_checked_table()
     df["age"] = ["18-29", "30-39", None, "18-29", "18-29", "30-39", "40+", "40+", "40+"]

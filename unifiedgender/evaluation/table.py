@@ -129,6 +129,8 @@ def group_values(values: pd.Series, attribute: str, age_buckets: tuple[float, ..
         numeric = pd.to_numeric(values, errors="coerce")
         if numeric.notna().sum() == values.notna().sum():  # purely numeric ages: bucket them
             return age_bucket_labels(numeric, age_buckets)
+    if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
+        values = values.astype("Int64")  # skin tone 3.0 (a float only because of blanks) is shown as 3
     text = values.astype("string").str.strip()
     return text.mask(text.isna() | (text == ""), UNKNOWN).astype(str)
 
