@@ -68,6 +68,8 @@ def test_gaps_and_fairlearn_differences_by_hand(report):
     assert gender["equalized_odds_difference"] is None
     assert gender["equalized_odds_excluded_groups"] == ["female", "male"]
     assert modality["equalized_odds_excluded_groups"] == []
+    one_group = evaluate_predictions(hand_checked_table().assign(modality="hand"), n_resamples=0)[0]["fairness"]["modality"]
+    assert one_group["demographic_parity_difference"] is None and one_group["difference"]["accuracy"] is None
 
 
 def test_equalized_odds_leaves_out_one_class_groups():

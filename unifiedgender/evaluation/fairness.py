@@ -98,7 +98,11 @@ def attribute_report(
     both = ~groups.isin(one_class).to_numpy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        dp = demographic_parity_difference(y, pred, sensitive_features=groups.to_numpy())
+        dp = (
+            demographic_parity_difference(y, pred, sensitive_features=groups.to_numpy())
+            if len(out_groups) >= 2
+            else float("nan")  # one group: there is no gap to measure
+        )
         eo = (
             equalized_odds_difference(y[both], pred[both], sensitive_features=groups.to_numpy()[both])
             if len(out_groups) - len(one_class) >= 2
