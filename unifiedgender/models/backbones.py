@@ -144,13 +144,17 @@ def _load_timm_file(module: nn.Module, path: Path, in_chans: int, canonical: str
     first_conv = module.pretrained_cfg.get("first_conv")
     if in_chans != 3 and isinstance(first_conv, str) and f"{first_conv}.weight" in state_dict:
         state_dict[f"{first_conv}.weight"] = adapt_input_conv(in_chans, state_dict[f"{first_conv}.weight"])
+    source = f"{path} (as backbone '{canonical}')"
     try:
-        W.load_strict(module, state_dict, f"{path} (as backbone '{canonical}')")
-    except UserError:
+        W.load_strict(module, state_dict, source)
+    except UserError as mismatch:  # maybe the original (non-timm) layout: timm's own converter may map it
         filter_fn = getattr(sys.modules[type(module).__module__], "checkpoint_filter_fn", None)
         if filter_fn is None:
             raise
-        W.load_strict(module, filter_fn(state_dict, module), f"{path} (as backbone '{canonical}')")
+        try:
+            W.load_strict(module, filter_fn(dict(state_dict), module), source)
+        except Exception:
+            raise mismatch from None
 
 
 def _backbone_part(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

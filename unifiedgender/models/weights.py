@@ -86,7 +86,10 @@ def lite_package_file(model_name: str) -> Path | None:
         module = importlib.import_module(module_name)
     except ImportError:
         return None
-    path = Path(getattr(module, class_name).get_model_file_path())
+    locator = getattr(module, class_name, None)
+    if locator is None:
+        return None
+    path = Path(locator.get_model_file_path())
     return path if path.is_file() else None
 
 
