@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -92,17 +93,21 @@ def export_onnx(model: torch.nn.Module, sample: tuple[torch.Tensor, torch.Tensor
     """Trace to ONNX with a dynamic batch axis and write the metadata into the model file."""
     import onnx
 
-    torch.onnx.export(
-        model,
-        sample,
-        str(path),
-        dynamo=False,
-        input_names=["image", "modality"],
-        output_names=["logit"],
-        dynamic_axes={"image": {0: "batch"}, "modality": {0: "batch"}, "logit": {0: "batch"}},
-        opset_version=OPSET,
-        do_constant_folding=True,
-    )
+    with warnings.catch_warnings():
+        # The TorchScript-based exporter (dynamo=False) needs no onnxscript; its deprecation notices are noise here.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.onnx.export(
+            model,
+            sample,
+            str(path),
+            dynamo=False,
+            input_names=["image", "modality"],
+            output_names=["logit"],
+            dynamic_axes={"image": {0: "batch"}, "modality": {0: "batch"}, "logit": {0: "batch"}},
+            opset_version=OPSET,
+            do_constant_folding=True,
+        )
     proto = onnx.load(str(path))
     if "modality" not in [i.name for i in proto.graph.input]:
         _add_unused_modality_input(proto)
@@ -150,13 +155,15 @@ def run_onnx(path: str | os.PathLike[str], image: torch.Tensor, modality: torch.
 
 def export_torchscript(model: torch.nn.Module, sample: tuple[torch.Tensor, torch.Tensor], path: Path, meta: dict) -> None:
     """Trace to TorchScript (batch size follows the input) with the metadata as the extra file ugn.json."""
-    with torch.inference_mode(False), torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated upstream; still asked for
         traced = torch.jit.trace(model, sample, check_trace=False)
-    torch.jit.save(traced, str(path), _extra_files={"ugn.json": json.dumps(meta)})
+        torch.jit.save(traced, str(path), _extra_files={"ugn.json": json.dumps(meta)})
 
 
 def run_torchscript(path: str | os.PathLike[str], image: torch.Tensor, modality: torch.Tensor) -> np.ndarray:
     """Logits from a saved TorchScript model."""
-    module = torch.jit.load(str(path), map_location="cpu")
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        module = torch.jit.load(str(path), map_location="cpu")
         return module(image, modality).numpy().reshape(-1)
