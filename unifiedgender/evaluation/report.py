@@ -118,7 +118,9 @@ def render_markdown(report: dict) -> str:
             "|---|---|---|" + "---|" * len(GROUP_METRICS),
         ]
         for group, values in entry["groups"].items():
-            cells_text = " | ".join(f"{_fmt(values[m])} {_fmt_ci(values[f'{m}_ci'])}" for m in GROUP_METRICS)
+            cells_text = " | ".join(
+                _fmt(values[m]) + ("" if values[m] is None else f" {_fmt_ci(values[f'{m}_ci'])}") for m in GROUP_METRICS
+            )
             lines.append(f"| {group} | {values['n']} | {values['n_subjects']} | {cells_text} |")
         lines.append("| difference (max - min) | | | " + " | ".join(_fmt(entry["difference"][m]) for m in GROUP_METRICS) + " |")
         lines.append("| ratio (min / max) | | | " + " | ".join(_fmt(entry["ratio"][m]) for m in GROUP_METRICS) + " |")
