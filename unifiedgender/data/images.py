@@ -7,6 +7,7 @@ RGBA/LA, grayscale, EXIF orientation and decompression bombs (pixel-count limit 
 from __future__ import annotations
 
 import os
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -24,10 +25,15 @@ def is_image_name(path: str | os.PathLike[str]) -> bool:
     return str(path).lower().endswith(IMAGE_EXTENSIONS)
 
 
-def load_image(path: str | os.PathLike[str], mode: str = "RGB", max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Open, orient and convert one image to `mode` ("RGB" or "L"); raise ImageReadError with the reason."""
+def load_image(
+    path: str | os.PathLike[str] | BinaryIO, mode: str = "RGB", max_pixels: int = DEFAULT_MAX_PIXELS
+) -> Image.Image:
+    """Open, orient and convert one image to `mode` ("RGB" or "L"); raise ImageReadError with the reason.
+
+    `path` may also be a seekable binary file object (e.g. an upload held in memory).
+    """
     try:
-        size = os.path.getsize(path)
+        size = _byte_size(path)
     except OSError as exc:
         raise ImageReadError(f"cannot open: {exc.strerror or exc}") from exc
     if size == 0:
@@ -53,6 +59,15 @@ def load_image(path: str | os.PathLike[str], mode: str = "RGB", max_pixels: int 
         raise ImageReadError(f"corrupt or truncated image: {exc}") from exc
     except (ValueError, SyntaxError, EOFError) as exc:
         raise ImageReadError(f"corrupt image: {exc}") from exc
+
+
+def _byte_size(path: str | os.PathLike[str] | BinaryIO) -> int:
+    """Size in bytes of a file path or of a seekable file object (left positioned at its start)."""
+    if hasattr(path, "seek"):
+        size = path.seek(0, os.SEEK_END)
+        path.seek(0)
+        return size
+    return os.path.getsize(path)
 
 
 def to_mode(img: Image.Image, mode: str = "RGB") -> Image.Image:
