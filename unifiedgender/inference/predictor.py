@@ -82,6 +82,7 @@ class OnnxBackend:
 
     def __init__(self, session: Any) -> None:
         self.session = session
+        self.model: torch.nn.Module | None = None
 
     @classmethod
     def load(cls, model: str | os.PathLike[str] | bytes, device: torch.device) -> OnnxBackend:
@@ -110,6 +111,7 @@ class OnnxBackend:
         diff = float(np.max(np.abs(backend.logits(*sample) - want)))
         if not diff <= ONNX_TOLERANCE:
             raise UserError(f"onnxruntime output differs from PyTorch by {diff:.2g} (> {ONNX_TOLERANCE}); use --engine torch")
+        backend.model = model  # the source module (its .spec describes the model), as on TorchBackend
         return backend
 
     def logits(self, images: torch.Tensor, modality: torch.Tensor) -> np.ndarray:
