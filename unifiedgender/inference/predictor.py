@@ -3,8 +3,9 @@
 `Predictor.from_checkpoint(path)` loads a ugn checkpoint (or an `.onnx` file from `ugn export`) with the
 preprocessing stored in it. `predict_paths` streams one record per path in input order with constant memory:
 paths are decoded and transformed by a bounded thread pool a few batches ahead of the model, which runs
-batched under `torch.inference_mode` (channels_last; autocast on a GPU). A file that cannot be read becomes a
-record with `status` set to the reason; everything else is predicted.
+batched: on a CPU with onnxruntime (the PyTorch model converted in memory and checked), on a GPU with PyTorch
+(`torch.inference_mode`, channels_last, autocast). A file that cannot be read becomes a record with `status`
+set to the reason; everything else is predicted.
 """
 
 from __future__ import annotations
