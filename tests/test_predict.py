@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import torch
 import pandas as pd
 import pytest
 from PIL import Image
@@ -149,3 +150,26 @@ def test_predict_manifest_keeps_columns_and_adds_predictions(ckpt, images, tmp_p
     expected = [r["prob_male"] for r in Predictor.from_checkpoint(ckpt).predict_paths(paths[:4])]
     np.testing.assert_allclose(table["prob_male"].iloc[:4], expected, atol=1e-6)
     assert set(table["pred"].iloc[:4]) <= {"male", "female"}
+
+
+class _NoOnnxModel(torch.nn.Module):
+    """A model with an operator the ONNX exporter does not know (Bessel J0)."""
+
+    data_config = {"input_size": (3, 16, 16), "mean": (0.5,) * 3, "std": (0.5,) * 3,
+                   "interpolation": "bilinear", "crop_pct": 1.0}
+
+    def forward(self, images, modality):
+        return {"logit": torch.special.bessel_j0(images.mean(dim=(1, 2, 3)) * 3)}
+
+
+def test_engines_agree_and_auto_falls_back_to_torch(ckpt, images):
+    torch_engine = Predictor.from_checkpoint(ckpt, engine="torch")
+    ort_engine = Predictor.from_checkpoint(ckpt, engine="onnxruntime")
+    assert (torch_engine.engine, ort_engine.engine, Predictor.from_checkpoint(ckpt).engine) == ("torch", "onnxruntime", "onnxruntime")
+    np.testing.assert_allclose([r["prob_male"] for r in torch_engine.predict_paths(images)],
+                               [r["prob_male"] for r in ort_engine.predict_paths(images)], atol=1e-4)
+    assert Predictor.from_model(_NoOnnxModel()).engine == "torch"
+    with pytest.raises(Exception, match="bessel"):
+        Predictor.from_model(_NoOnnxModel(), engine="onnxruntime")
+    with pytest.raises(UserError, match="unknown engine 'tensorrt'; use one of auto, torch, onnxruntime"):
+        Predictor.from_checkpoint(ckpt, engine="tensorrt")
