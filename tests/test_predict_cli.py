@@ -163,3 +163,20 @@ def test_conditioned_model_without_modality_exit_2(flag_ckpt, folder, tmp_path, 
     code, text = run_ugn(["predict", folder, "-c", flag_ckpt, "-o", out], capsys)
     assert code == 2 and "conditioned on the modality" in text
     assert not out.exists()
+
+
+def test_real_lfw_folder_grouped_by_identity(ckpt, shared_data, tmp_path, capsys):
+    """Real photos: two LFW identities, recursive, one prediction per person from the file-name pattern."""
+    root = shared_data / "lfw_gender" / "lfw-deepfunneled"
+    people = [p for p in (root / "Abdullah_Gul", root / "Adrien_Brody") if p.is_dir()]
+    if len(people) < 2:
+        pytest.skip(f"LFW identities not found under {root}")
+    out = tmp_path / "lfw.csv"
+    code, text = run_ugn(["predict", *people, "-c", ckpt, "-m", "face", "-g", r"^(?P<subject>.+)_\d{4}\.jpg$", "-o", out], capsys)
+    assert code == 0, text
+    images = read_csv(out)
+    expected = sum(len(list(p.glob("*.jpg"))) for p in people)
+    assert len(images) == expected and {r["status"] for r in images} == {"ok"}
+    subjects = read_csv(tmp_path / "lfw.subjects.csv")
+    assert [s["subject"] for s in subjects] == ["Abdullah_Gul", "Adrien_Brody"]
+    assert sum(int(s["n_images"]) for s in subjects) == expected
