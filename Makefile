@@ -1,4 +1,5 @@
 # Two entry points for a fresh machine with only Python 3: `make demo` and `make test`.
+# Tests run in two xdist workers with one compute thread each (two threads per worker oversubscribe 2 cores).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -21,10 +22,10 @@ demo: $(STAMP)
 	$(VENV)/bin/ugn demo
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -n 2 -m "not slow"
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 -m "not slow"
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache

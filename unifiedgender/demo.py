@@ -73,8 +73,10 @@ def run_demo(settings: DemoSettings, console: Console) -> dict:
         "--threshold-from", str(run / "val_predictions.csv"), "--out", str(report), "--registry", str(registry),
     ])
     test_faces = _link_test_faces(splits / "test.csv", predict_dir)
-    _stage(console, timings, "5/5 predict a folder of unseen faces", [
+    threshold = json.loads((report / "report.json").read_text())["threshold"]["value"]
+    _stage(console, timings, "5/5 predict a folder of unseen faces (with the validation threshold)", [
         "predict", str(predict_dir), "--checkpoint", str(run / "best.pt"), "--modality", "face",
+        "--threshold", f"{threshold:.4f}",
         "-o", str(out / "predictions.csv"), "--annotate", str(out / "annotated"),
         "--contact-sheet", str(out / "contact_sheet.png"),
     ], ok_codes=(0, 1))
@@ -116,7 +118,7 @@ def _summarise(report_json: Path, out: Path, run: Path, test_faces: int, timings
     return {
         "output": str(out),
         "report": str(report_json.parent / "report.md"),
-        "plots": str(report_json.parent),
+        "plots": str(report_json.parent / "plots"),
         "predictions": str(out / "predictions.csv"),
         "annotated": str(out / "annotated"),
         "contact_sheet": str(out / "contact_sheet.png"),
