@@ -1,0 +1,184 @@
+"""Checkpoints: one self-describing file per model, loaded safely and strictly.
+
+Layout (format "ugn-checkpoint/1"): format, state_dict, arch, backbone, tag, model_kwargs, flag, config,
+data_config, label_map {"female": 0, "male": 1}, metrics, versions, created; and, in a training run's
+resumable "last" checkpoint only, `resume` (optimizer/scheduler/scaler state, epoch, RNG states, ...).
+Loading uses torch.load(weights_only=True): a file that needs arbitrary code to unpickle is refused.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import random
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from unifiedgender.errors import UserError
+from unifiedgender.fileio import atomic_path
+from unifiedgender.models.weights import load_strict, safe_torch_load
+
+FORMAT = "ugn-checkpoint/1"
+LABEL_MAP = {"female": 0, "male": 1}
+REQUIRED_KEYS = ("format", "state_dict", "arch", "backbone", "model_kwargs", "data_config")
+
+
+def bare_model(model: nn.Module) -> nn.Module:
+    """The model inside DistributedDataParallel / torch.compile wrappers."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shape a checkpoint."""
+    import timm
+    import torchvision
+
+    from unifiedgender import __version__
+
+    return {
+        "unifiedgender": str(__version__), "torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
+        "timm": str(timm.__version__), "python": platform.python_version(),
+    }
+
+
+def to_plain(value: Any, where: str = "checkpoint") -> Any:
+    """Recursively convert to what torch.load(weights_only=True) accepts (Paths become strings)."""
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor, torch.dtype, torch.device, torch.Size)):
+        return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, Mapping):
+        return {key: to_plain(item, f"{where}.{key}") for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [to_plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
+        return items if isinstance(value, list) else tuple(items)
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy scalars
+        return value.item()
+    if type(value).__module__ == "numpy":
+        return torch.as_tensor(value)
+    raise TypeError(f"{where}: {type(value).__name__} cannot be stored in a checkpoint; convert it to plain data")
+
+
+def checkpoint_payload(
+    model: nn.Module,
+    *,
+    tag: Any = None,
+    config: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    resume: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The dict `save_checkpoint` writes."""
+    model = bare_model(model)
+    spec = getattr(model, "spec", None)
+    if spec is None:
+        raise TypeError("model was not built by unifiedgender.models.create_model (no .spec)")
+    payload = {
+        "format": FORMAT,
+        "state_dict": {k: v.detach().to("cpu") for k, v in model.state_dict().items()},
+        "arch": spec["arch"],
+        "backbone": spec["backbone"],
+        "flag": spec["flag"],
+        "tag": None if tag is None else str(tag),
+        "model_kwargs": to_plain(spec["kwargs"], "model_kwargs"),
+        "config": to_plain(dict(config or {}), "config"),
+        "data_config": to_plain(dict(model.data_config), "data_config"),
+        "label_map": dict(LABEL_MAP),
+        "metrics": to_plain(dict(metrics or {}), "metrics"),
+        "versions": library_versions(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if resume is not None:
+        payload["resume"] = to_plain(dict(resume), "resume")
+    return payload
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    model: nn.Module,
+    *,
+    tag: Any = None,
+    config: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    resume: Mapping[str, Any] | None = None,
+    overwrite: bool = True,
+) -> Path:
+    """Write a checkpoint atomically; `resume` only for the training run's resumable last.pt."""
+    payload = checkpoint_payload(model, tag=tag, config=config, metrics=metrics, resume=resume)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The checkpoint dict, loaded safely and checked for the ugn layout."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}; check the path (train one with `ugn train`)")
+    payload = safe_torch_load(path, map_location=map_location)
+    if not isinstance(payload, Mapping) or payload.get("format") != FORMAT:
+        found = payload.get("format") if isinstance(payload, Mapping) else type(payload).__name__
+        raise UserError(
+            f"{path}: not a ugn checkpoint (format {found!r}, expected {FORMAT!r}); for published UnifiedGenderNet "
+            "weights use unifiedgender.models.load_published_checkpoint"
+        )
+    missing = [k for k in REQUIRED_KEYS if k not in payload]
+    if missing:
+        raise UserError(f"{path}: checkpoint lacks '{missing[0]}'; the file is incomplete, re-save it")
+    return dict(payload)
+
+
+def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """(model in eval mode on map_location, info = the checkpoint dict without state_dict/resume)."""
+    from unifiedgender.models import create_model
+
+    payload = read_checkpoint(path, map_location=map_location)
+    model = create_model(
+        payload["arch"], payload["backbone"], pretrained="none", flag=bool(payload.get("flag", False)),
+        **dict(payload["model_kwargs"]),
+    )
+    load_strict(model, payload["state_dict"], f"{path}")
+    model.data_config = dict(payload["data_config"])
+    model.weights_source = str(path)
+    model.to(map_location)
+    model.eval()
+    info = {k: v for k, v in payload.items() if k not in ("state_dict", "resume")}
+    return model, info
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """Python, NumPy and torch (CPU and CUDA) RNG states, as plain data."""
+    import numpy as np
+
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": {"kind": kind, "keys": torch.as_tensor(keys.astype("int64")), "pos": int(position),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: Mapping[str, Any]) -> None:
+    """Inverse of capture_rng_state."""
+    import numpy as np
+
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    numpy_state = state["numpy"]
+    np.random.set_state((numpy_state["kind"], numpy_state["keys"].numpy().astype("uint32"), numpy_state["pos"],
+                         numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

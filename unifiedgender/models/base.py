@@ -1,0 +1,42 @@
+"""What every architecture shares: the forward contract and modality helpers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from unifiedgender.errors import UserError
+
+# Index order follows unifiedgender.data.manifest.MODALITIES: hand=0, face=1, ...
+HAND, FACE = 0, 1
+
+
+class GenderModel(nn.Module):
+    """Base for all architectures: `forward(images, modality) -> {"logit": [B], ...}` (male logit).
+
+    Set by `create_model`: `data_config`, `spec` (arch, backbone, flag, kwargs to rebuild it) and
+    `weights_source`. Subclasses set `default_freeze` (the freezing code applied at construction).
+    """
+
+    default_freeze = "Z0"
+    hand_face_only = False  # True where the modality must be hand or face
+
+    data_config: dict[str, Any]
+    spec: dict[str, Any]
+    weights_source: str
+
+    def head_modules(self) -> list[nn.Module]:
+        """The modules that are not the backbone (always trainable under every freezing code)."""
+        return [m for name, m in self.named_children() if name != "backbone"]
+
+
+def hand_face_flag(modality: torch.Tensor) -> torch.Tensor:
+    """[B] modality indices -> [B,2] float flags: hand=[1,0], face=[0,1]. Other modalities are refused."""
+    if not (torch.jit.is_tracing() or torch.compiler.is_compiling()) and bool(((modality != HAND) & (modality != FACE)).any()):
+        raise UserError(
+            "this model takes hand or face images only (its modality flag is hand=[1,0], face=[0,1]); "
+            "set the modality column to hand or face, or use a model trained without the flag (F0)"
+        )
+    return torch.stack([modality == HAND, modality == FACE], dim=1).to(torch.float32)
