@@ -1,7 +1,6 @@
 """Decoded uint8 cache: geometry, corrupt images, keyed disk reuse."""
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from unifiedgender.data.cache import Geometry, build_cache, cache_key, decode_image
@@ -55,8 +54,9 @@ def test_disk_cache_is_reused_and_keyed_by_files_and_size(tmp_path):
 
 
 def test_cache_matches_the_eval_transform(tmp_path):
-    transforms = pytest.importorskip("unifiedgender.data.transforms")
     import torch
+
+    from unifiedgender.data import transforms
 
     path = _write(tmp_path, 1, size=(64, 48))[0]
     data_config = {"input_size": (3, 24, 24), "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25),

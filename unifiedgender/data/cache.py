@@ -9,6 +9,7 @@ its reason in `status` (its slot stays zero) and never stops the build.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -37,14 +38,19 @@ class Geometry:
     width: int
     interpolation: str = "bicubic"
     crop_pct: float = 1.0
+    crop_mode: str = "center"
 
     @classmethod
-    def from_data_config(cls, data_config: dict, image_size: int | None = None) -> Geometry:
+    def from_data_config(cls, data_config: dict) -> Geometry:
         channels, height, width = data_config["input_size"]
-        if image_size:
-            height = width = int(image_size)
         return cls(int(channels), int(height), int(width), str(data_config.get("interpolation", "bicubic")),
-                   float(data_config.get("crop_pct", 1.0) or 1.0))
+                   float(data_config.get("crop_pct", 1.0) or 1.0), str(data_config.get("crop_mode", "center")))
+
+    def data_config(self) -> dict:
+        """A data config with this geometry (and identity normalisation)."""
+        return {"input_size": [self.channels, self.height, self.width], "mean": [0.0] * self.channels,
+                "std": [1.0] * self.channels, "interpolation": self.interpolation, "crop_pct": self.crop_pct,
+                "crop_mode": self.crop_mode}
 
 
 @dataclass
@@ -82,20 +88,20 @@ def cache_key(paths: Sequence[str], geometry: Geometry) -> str:
     return digest.hexdigest()[:32]
 
 
-def decode_image(path: str, geometry: Geometry) -> np.ndarray:
-    """One image -> uint8 [C, H, W]: resize (shorter side to size / crop_pct), centre crop; ImageReadError if unreadable."""
-    from torchvision.transforms import InterpolationMode
-    from torchvision.transforms import functional as TF
+@functools.lru_cache(maxsize=8)
+def _resize_and_crop(geometry: Geometry):
+    """The geometric steps (resize, centre crop) of the evaluation transform for this geometry."""
+    from torchvision import transforms as T
 
+    from unifiedgender.data.transforms import build_eval_transform
+
+    return T.Compose(build_eval_transform(geometry.data_config()).pipeline.transforms[:2])
+
+
+def decode_image(path: str, geometry: Geometry) -> np.ndarray:
+    """One image -> uint8 [C, H, W] through the eval transform's resize and crop; ImageReadError if unreadable."""
     img = load_image(path, "L" if geometry.channels == 1 else "RGB")
-    h, w = geometry.height, geometry.width
-    mode = InterpolationMode(geometry.interpolation)
-    if h == w:
-        img = TF.resize(img, math.floor(h / geometry.crop_pct), interpolation=mode)
-    else:
-        img = TF.resize(img, [math.floor(h / geometry.crop_pct), math.floor(w / geometry.crop_pct)], interpolation=mode)
-    img = TF.center_crop(img, [h, w])
-    arr = np.asarray(img, dtype=np.uint8)
+    arr = np.asarray(_resize_and_crop(geometry)(img), dtype=np.uint8)
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 

@@ -47,8 +47,8 @@ class TrainConfig:
     focal_gamma: float = 2.0
     focal_alpha: float | None = None
     pos_weight: float | None = None
-    modality_lambda: float = 0.3
-    age_weight: float = 1.0
+    modality_lambda: float | None = None  # None: the model's modality_loss_weight (MAG: 0.3)
+    age_weight: float | None = None  # None: the model's age_loss_weight (multitask: 1.0)
     device: str = "auto"
     precision: str = "auto"
     compile: bool = False

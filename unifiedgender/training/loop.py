@@ -41,7 +41,10 @@ def train_one_epoch(
     on_step: Callable[[EpochProgress, int], None] | None = None, grad_clip: float | None = None,
 ) -> dict[str, float]:
     """One pass over `loader` (skipping the `progress.step` batches already done); returns epoch means over all ranks."""
+    from unifiedgender.models import freeze_norm_statistics
+
     model.train()
+    freeze_norm_statistics(runtime.unwrap(model))  # frozen BatchNorm layers keep their running statistics
     progress = progress or EpochProgress()
     n_steps = len(loader)
     started = time.perf_counter()

@@ -15,9 +15,15 @@ import torch.nn.functional as F
 from unifiedgender.errors import UserError
 
 LOSS_CODES = {"b": "bce", "f": "focal", "w": "weighted_bce"}
-# Adience age groups (0-2, 4-6, 8-13, 15-20, 25-32, 38-43, 48-53, 60+): lower edges of buckets 1..7.
-ADIENCE_AGE_EDGES = (3.0, 7.0, 14.5, 22.5, 35.0, 45.5, 56.5)
+
 IGNORE = -100
+
+
+def adience_edges() -> tuple[float, ...]:
+    """Boundaries between the Adience age buckets (midpoints of the gaps), matching models.multitask.age_to_bucket."""
+    from unifiedgender.models.multitask import ADIENCE_AGE_BUCKETS
+
+    return tuple((hi + lo) / 2 for (_, hi), (lo, _) in zip(ADIENCE_AGE_BUCKETS, ADIENCE_AGE_BUCKETS[1:]))
 
 
 def focal_loss(logit: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, alpha: float | None = None) -> torch.Tensor:
@@ -54,9 +60,11 @@ class TrainingLoss:
     alpha: float | None = None
     modality_lambda: float = 0.3
     age_weight: float = 1.0
-    age_edges: tuple[float, ...] = ADIENCE_AGE_EDGES
+    age_edges: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
+        if not self.age_edges:
+            self.age_edges = adience_edges()
         if self.kind not in LOSS_CODES.values():
             raise UserError(f"unknown loss '{self.kind}'; use one of {', '.join(LOSS_CODES.values())}")
 

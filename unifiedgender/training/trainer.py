@@ -31,7 +31,7 @@ from unifiedgender.training.progress import Reporter
 
 LAST, BEST = "last.pt", "best.pt"
 TRAIN_STATE_FORMAT = "ugn-train-state/1"
-LOSS_EXTRAS = {"gamma": "focal_gamma", "alpha": "focal_alpha", "lambda": "modality_lambda"}
+LOSS_EXTRAS = {"gamma": "focal_gamma", "alpha": "focal_alpha"}  # other tag extras are model options
 
 
 def prepare_run_dir(config: TrainConfig, overwrite: bool, runtime: Runtime) -> Path:
@@ -77,7 +77,7 @@ class Trainer:
         self.reporter.log(message)
 
     def _apply_tag_extras(self) -> None:
-        """Tag extras gamma=, alpha=, lambda= set the loss options when the config leaves them at defaults."""
+        """Tag extras gamma= and alpha= set the focal-loss options when the config leaves them at defaults."""
         defaults = TrainConfig()
         for key, name in LOSS_EXTRAS.items():
             value = self.tag.extra(key)
@@ -85,16 +85,18 @@ class Trainer:
                 setattr(self.config, name, float(value))
 
     def _build_model(self) -> None:
-        from unifiedgender.models import create_model
-        from unifiedgender.models.freezing import apply_freezing
+        from unifiedgender.models import apply_freezing, create_model, get_arch
 
         cfg = self.config
         pretrained = cfg.weights or cfg.pretrained
-        self.model_kwargs = {k: v for k, v in self.tag.extras if k not in LOSS_EXTRAS}
-        model = create_model(cfg.arch, self.tag.backbone, pretrained=pretrained, flag=self.tag.flag_on, **self.model_kwargs)
+        kwargs: dict[str, Any] = {k: _number(v) for k, v in self.tag.extras if k not in LOSS_EXTRAS}
+        sized = cfg.image_size and "image_size" in get_arch(cfg.arch).kwarg_names()
+        if sized:  # architectures whose layers depend on the input size (simple_cnn) take it as an option
+            kwargs["image_size"] = cfg.image_size
+        model = create_model(cfg.arch, self.tag.backbone, pretrained=pretrained, flag=self.tag.flag_on, **kwargs)
         data_config = dict(model.data_config)
-        if cfg.image_size:
-            data_config["input_size"] = (data_config["input_size"][0], cfg.image_size, cfg.image_size)
+        if cfg.image_size and not sized:
+            data_config["input_size"] = [data_config["input_size"][0], cfg.image_size, cfg.image_size]
         model.data_config = data_config
         apply_freezing(model, self.tag.freeze)
         self.data_config = data_config
@@ -137,12 +139,14 @@ class Trainer:
         common = dict(seed=cfg.seed, rank=rt.rank, world_size=rt.world_size, workers=cfg.workers, pin_memory=rt.pin_memory)
         self.train_loader, self.train_sampler = make_loader(train_set, cfg.batch_size, shuffle=True, drop_last=True, **common)
         self.val_loader, _ = make_loader(val_set, cfg.batch_size, shuffle=False, **common)
+        module = rt.unwrap(self.model)
         mean, std = self.data_config["mean"], self.data_config["std"]
         self.normalize = Normalize(mean, std, self.data_config["input_size"][0], rt.device, rt.memory_format)
         self.augment = DeviceAugment(preset_name(self.tag.augment[1:]), self.normalize, seed=cfg.seed * 1000 + rt.rank)
         self.criterion = build_criterion(
             self.tag.loss[1:], self.train_labels[train_ok], gamma=cfg.focal_gamma, alpha=cfg.focal_alpha,
-            pos_weight=cfg.pos_weight, modality_lambda=cfg.modality_lambda, age_weight=cfg.age_weight)
+            pos_weight=cfg.pos_weight, modality_lambda=_pick(cfg.modality_lambda, module, "modality_loss_weight", 0.3),
+            age_weight=_pick(cfg.age_weight, module, "age_loss_weight", 1.0))
 
     def _report_skipped(self) -> None:
         rows = [(df.at[i, "path"], reason) for df, cache in ((self.train_df, self.train_cache), (self.val_df, self.val_cache))
@@ -181,12 +185,10 @@ class Trainer:
             self.callbacks.append(cb.EarlyStopping(cfg.early_stop_metric, mode, cfg.early_stop_patience))
 
     # ----------------------------------------------------------------- checkpoints
-    def _checkpoint(self, metrics: dict[str, float]) -> dict[str, Any]:
-        from unifiedgender.checkpoint import build_checkpoint
+    def _checkpoint(self, metrics: dict[str, float], resume: dict[str, Any] | None = None) -> dict[str, Any]:
+        from unifiedgender.checkpoint import checkpoint_payload
 
-        return build_checkpoint(self.runtime.unwrap(self.model), arch=self.config.arch, backbone=self.tag.backbone,
-                                tag=str(self.tag), model_kwargs={"flag": self.tag.flag_on, **self.model_kwargs},
-                                config=self.config.to_dict(), data_config=self.data_config, metrics=metrics)
+        return checkpoint_payload(self.model, tag=self.tag, config=self.config.to_dict(), metrics=metrics, resume=resume)
 
     def _emit_saved(self, path: Path, kind: str) -> None:
         for callback in self.callbacks:
@@ -205,13 +207,12 @@ class Trainer:
         rng = self.runtime.all_gather_object(_rng_state(self.augment))
         if not self.runtime.is_main_process:
             return
-        payload = self._checkpoint(metrics)
-        payload["training_state"] = {
+        payload = self._checkpoint(metrics, resume={
             "format": TRAIN_STATE_FORMAT, "epoch": epoch, "progress": progress.state_dict() if progress else None,
             "stopped": self.should_stop, "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None, "scaler": self.scaler.state_dict(),
             "callbacks": [c.state_dict() for c in self.callbacks], "rng": rng, "world_size": self.runtime.world_size,
-        }
+        })
         with atomic_path(self.out_dir / LAST) as tmp:
             torch.save(payload, tmp)
         self._emit_saved(self.out_dir / LAST, "last")
@@ -219,7 +220,7 @@ class Trainer:
     def _restore(self, state: dict[str, Any]) -> tuple[int, EpochProgress | None]:
         from unifiedgender.models.weights import load_strict
 
-        ts = state["training_state"]
+        ts = state.get("resume") or {}
         if ts.get("format") != TRAIN_STATE_FORMAT:
             raise UserError(f"{self.out_dir / LAST}: not a ugn training state; cannot resume from it")
         if ts["world_size"] != self.runtime.world_size:
@@ -339,27 +340,32 @@ def _seed_everything(seed: int) -> None:
 
 
 def _rng_state(augment: DeviceAugment) -> dict[str, Any]:
-    """Every random generator the run uses, in a form torch.load(weights_only=True) accepts."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    state = {"python": random.getstate(), "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
-             "torch": torch.get_rng_state(), "augment": augment.state_dict()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+    """Every random generator the run uses (python, numpy, torch, augmentation), as checkpointable data."""
+    from unifiedgender.checkpoint import capture_rng_state
+
+    return {**capture_rng_state(), "augment": augment.state_dict()}
 
 
 def _set_rng_state(state: dict[str, Any], augment: DeviceAugment) -> None:
-    random.setstate(_tuples(state["python"]))
-    kind, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    from unifiedgender.checkpoint import restore_rng_state
+
+    restore_rng_state(state)
     augment.load_state_dict(state["augment"])
 
 
-def _tuples(value: Any) -> Any:
-    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+def _pick(configured: float | None, module: Any, attribute: str, default: float) -> float:
+    """The configured loss weight, else the model's own (e.g. MAG's modality_loss_weight), else `default`."""
+    return float(configured) if configured is not None else float(getattr(module, attribute, default))
+
+
+def _number(text: str) -> Any:
+    """Tag extra values as int/float where they look like numbers ('0.5' -> 0.5), else the text."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def load_resume_state(run_dir: Path) -> dict[str, Any]:
