@@ -53,16 +53,7 @@ def train_one_epoch(
             continue
         batch = runtime.to_device(batch)
         images, perm, lam = augment(batch["image"], batch["modality"])
-        with runtime.autocast():
-            out = model(images, batch["modality"])
-        loss, parts = mixed_loss(criterion, out, batch, perm, lam)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if grad_clip:
-            scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
+        loss, parts, out = train_step(model, images, batch, criterion, optimizer, scaler, runtime, perm, lam, grad_clip)
         n = int(batch["label"].shape[0])
         progress.step = step + 1
         progress.loss_sum += float(loss.detach()) * n
@@ -75,6 +66,25 @@ def train_one_epoch(
         if on_step is not None:
             on_step(progress, n_steps)
     return _reduce_epoch(progress, runtime)
+
+
+def train_step(
+    model: nn.Module, images: torch.Tensor, batch: dict[str, torch.Tensor], criterion: TrainingLoss,
+    optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, runtime: Runtime,
+    perm: torch.Tensor | None = None, lam: float = 1.0, grad_clip: float | None = None,
+) -> tuple[torch.Tensor, dict[str, float], dict[str, torch.Tensor]]:
+    """Forward (autocast), loss, backward (scaled), optional clipping, optimiser step on one prepared batch."""
+    with runtime.autocast():
+        out = model(images, batch["modality"])
+    loss, parts = mixed_loss(criterion, out, batch, perm, lam)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if grad_clip:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    return loss, parts, out
 
 
 def _reduce_epoch(progress: EpochProgress, runtime: Runtime) -> dict[str, float]:

@@ -34,6 +34,22 @@ TRAIN_STATE_FORMAT = "ugn-train-state/1"
 LOSS_EXTRAS = {"gamma": "focal_gamma", "alpha": "focal_alpha"}  # other tag extras are model options
 
 
+def create_sized_model(arch: str, backbone: str | None, *, pretrained: str, flag: bool = False,
+                       image_size: int | None = None, **kwargs: Any) -> torch.nn.Module:
+    """create_model with an optional square input size: architectures whose layers depend on it (simple_cnn)
+    take it as an option, the others get it in their data config (which the checkpoint stores)."""
+    from unifiedgender.models import create_model, get_arch
+
+    sized = bool(image_size) and "image_size" in get_arch(arch).kwarg_names()
+    if sized:
+        kwargs["image_size"] = image_size
+    model = create_model(arch, backbone, pretrained=pretrained, flag=flag, **kwargs)
+    if image_size and not sized:
+        channels = model.data_config["input_size"][0]
+        model.data_config = {**model.data_config, "input_size": [channels, image_size, image_size]}
+    return model
+
+
 def prepare_run_dir(config: TrainConfig, overwrite: bool, runtime: Runtime) -> Path:
     """Create the run folder; an existing non-empty one is refused unless --overwrite (then it is emptied)."""
     out = Path(config.out)
@@ -85,19 +101,13 @@ class Trainer:
                 setattr(self.config, name, float(value))
 
     def _build_model(self) -> None:
-        from unifiedgender.models import apply_freezing, create_model, get_arch
+        from unifiedgender.models import apply_freezing
 
         cfg = self.config
-        pretrained = cfg.weights or cfg.pretrained
         kwargs: dict[str, Any] = {k: _number(v) for k, v in self.tag.extras if k not in LOSS_EXTRAS}
-        sized = cfg.image_size and "image_size" in get_arch(cfg.arch).kwarg_names()
-        if sized:  # architectures whose layers depend on the input size (simple_cnn) take it as an option
-            kwargs["image_size"] = cfg.image_size
-        model = create_model(cfg.arch, self.tag.backbone, pretrained=pretrained, flag=self.tag.flag_on, **kwargs)
-        data_config = dict(model.data_config)
-        if cfg.image_size and not sized:
-            data_config["input_size"] = [data_config["input_size"][0], cfg.image_size, cfg.image_size]
-        model.data_config = data_config
+        model = create_sized_model(cfg.arch, self.tag.backbone, pretrained=cfg.weights or cfg.pretrained,
+                                   flag=self.tag.flag_on, image_size=cfg.image_size, **kwargs)
+        data_config = model.data_config
         apply_freezing(model, self.tag.freeze)
         self.data_config = data_config
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
