@@ -31,10 +31,13 @@ REQUIRED_KEYS = ("format", "state_dict", "arch", "backbone", "model_kwargs", "da
 def bare_model(model: nn.Module) -> nn.Module:
     """The model inside DistributedDataParallel / torch.compile wrappers."""
     while True:
-        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
-        if not isinstance(inner, nn.Module):
+        for attribute in ("module", "_orig_mod"):
+            inner = getattr(model, attribute, None)
+            if isinstance(inner, nn.Module):
+                model = inner
+                break
+        else:
             return model
-        model = inner
 
 
 def library_versions() -> dict[str, str]:
@@ -52,8 +55,11 @@ def library_versions() -> dict[str, str]:
 
 def to_plain(value: Any, where: str = "checkpoint") -> Any:
     """Recursively convert to what torch.load(weights_only=True) accepts (Paths become strings)."""
-    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor, torch.dtype, torch.device, torch.Size)):
+    if value is None or isinstance(value, (torch.Tensor, torch.dtype, torch.device, torch.Size)):
         return value
+    for plain in (bool, int, float, str):  # exact types: numpy's float64 is a float subclass a safe load refuses
+        if isinstance(value, plain):
+            return plain(value)
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     if isinstance(value, Mapping):

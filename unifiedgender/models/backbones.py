@@ -105,7 +105,7 @@ def _timm_backbone(name: str, pretrained: str, in_chans: int) -> Backbone:
             _load_timm_file(module, path, in_chans, canonical)
             source = str(path)
         else:
-            module = _download_timm(name, canonical, in_chans)
+            module = _download_timm(name, module, canonical, in_chans)
             source = "download"
     data_config = _timm_data_config(module, in_chans)
     groups = []
@@ -144,13 +144,17 @@ def _load_timm_file(module: nn.Module, path: Path, in_chans: int, canonical: str
     first_conv = module.pretrained_cfg.get("first_conv")
     if in_chans != 3 and isinstance(first_conv, str) and f"{first_conv}.weight" in state_dict:
         state_dict[f"{first_conv}.weight"] = adapt_input_conv(in_chans, state_dict[f"{first_conv}.weight"])
+    source = f"{path} (as backbone '{canonical}')"
     try:
-        W.load_strict(module, state_dict, f"{path} (as backbone '{canonical}')")
-    except UserError:
+        W.load_strict(module, state_dict, source)
+    except UserError as mismatch:  # maybe the original (non-timm) layout: timm's own converter may map it
         filter_fn = getattr(sys.modules[type(module).__module__], "checkpoint_filter_fn", None)
         if filter_fn is None:
             raise
-        W.load_strict(module, filter_fn(state_dict, module), f"{path} (as backbone '{canonical}')")
+        try:
+            W.load_strict(module, filter_fn(dict(state_dict), module), source)
+        except Exception:
+            raise mismatch from None
 
 
 def _backbone_part(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -159,12 +163,12 @@ def _backbone_part(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     return inner or state_dict
 
 
-def _download_timm(name: str, canonical: str, in_chans: int) -> nn.Module:
+def _download_timm(name: str, module: nn.Module, canonical: str, in_chans: int) -> nn.Module:
+    """timm's own download (Hugging Face hub or URL), tried only when the host answers."""
     import timm
 
-    probe = timm.create_model(name, pretrained=False, num_classes=0)
-    cfg = probe.pretrained_cfg
-    names, _ = _timm_candidate_names(probe, canonical)
+    cfg = module.pretrained_cfg
+    names, _ = _timm_candidate_names(module, canonical)
     if not cfg.get("hf_hub_id") and not cfg.get("url"):
         raise UserError(f"timm has no pretrained weights for '{canonical}'; pass --weights PATH or --pretrained none")
     hosts = (["huggingface.co"] if cfg.get("hf_hub_id") else []) + ([urlparse(cfg["url"]).hostname] if cfg.get("url") else [])

@@ -86,7 +86,10 @@ def lite_package_file(model_name: str) -> Path | None:
         module = importlib.import_module(module_name)
     except ImportError:
         return None
-    path = Path(getattr(module, class_name).get_model_file_path())
+    locator = getattr(module, class_name, None)
+    if locator is None:
+        return None
+    path = Path(locator.get_model_file_path())
     return path if path.is_file() else None
 
 
@@ -105,12 +108,12 @@ def hf_cached_file(hf_hub_id: str | None) -> Path | None:
     return None
 
 
-def _can_connect(host: str) -> bool:
+def _can_connect(host: str, port: int = 443) -> bool:
     result: list[bool] = []
 
     def probe() -> None:
         try:
-            with socket.create_connection((host, 443), timeout=_PROBE_TIMEOUT_S):
+            with socket.create_connection((host, port), timeout=_PROBE_TIMEOUT_S):
                 result.append(True)
         except OSError:
             result.append(False)
@@ -149,8 +152,9 @@ def safe_torch_load(path: str | os.PathLike[str], map_location: str | torch.devi
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        text = str(exc)
-        reason = next((line.strip() for line in text.splitlines() if "Unsupported" in line or "global" in line.lower()), "")
+        reason = next((line.strip() for line in str(exc).splitlines() if "Unsupported global" in line), "")
+        if not reason:
+            raise UserError(f"{path}: not a readable PyTorch file ({str(exc).splitlines()[-1][:200]}); check the file") from exc
         reason = reason.removeprefix("WeightsUnpickler error:").strip().split(" was not an allowed")[0]
         raise UserError(
             f"{path}: refused to load: it holds pickled Python objects, not only tensors and plain data "
@@ -190,6 +194,9 @@ def efficientnet_pytorch_to_timm(state_dict: Mapping[str, torch.Tensor], model: 
         "_expand_conv.": "conv_pw.", "_bn0.": "bn1.", "_depthwise_conv.": "conv_dw.", "_bn1.": "bn2.",
         "_project_conv.": "conv_pwl.", "_bn2.": "bn3.",
     }
+    if not isinstance(getattr(model, "blocks", None), torch.nn.Sequential):
+        raise UserError("these are EfficientNet(-Lite) weights in efficientnet_pytorch naming; use them with "
+                        "tf_efficientnet_lite0 / tf_efficientnet_lite2, not with this backbone")
     timm_blocks = [f"blocks.{s}.{i}." for s, stage in enumerate(model.blocks) for i in range(len(stage))]
     expanded = {key.split(".")[1] for key in state_dict if key.startswith("_blocks.") and "._expand_conv." in key}
     renamed: dict[str, torch.Tensor] = {}
