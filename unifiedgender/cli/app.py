@@ -60,7 +60,11 @@ def main() -> None:
     except Exception as exc:  # click usage errors arrive here with standalone_mode=False
         import click
 
-        if isinstance(exc, click.ClickException):
+        try:  # newer typer vendors click: its usage errors derive from TyperException, not click's class
+            from typer.exceptions import TyperException as UsageErrors
+        except ImportError:
+            UsageErrors = click.ClickException
+        if isinstance(exc, (click.ClickException, UsageErrors)) and hasattr(exc, "show"):
             exc.show()
             sys.exit(exc.exit_code)
         raise

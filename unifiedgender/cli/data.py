@@ -1,5 +1,76 @@
-"""`ugn data` commands (placeholder until issue #2 (data helper) lands)."""
+"""`ugn data import | info | split`: native dataset -> manifest -> subject-level split manifests."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Optional
 
 import typer
 
 app = typer.Typer(no_args_is_help=True)
+
+FORMATS = ("hagrid-derived", "imagefolder", "socofing", "utkface", "lfw", "11k-hands")  # keep in step with IMPORTERS
+Format = Enum("Format", {name: name for name in FORMATS}, type=str)  # a Choice, so shells can complete it
+
+
+@app.command("import")
+def import_command(
+    fmt: Format = typer.Argument(..., metavar="FORMAT", help="Native dataset format."),
+    source: Path = typer.Argument(..., help="The dataset folder."),
+    output: Path = typer.Option(..., "-o", "--output", help="Manifest CSV to write."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
+    modality: Optional[str] = typer.Option(None, help="imagefolder: modality of every image (e.g. fluting_virtual)."),
+    class_map: Optional[str] = typer.Option(
+        None, help="imagefolder: extra class folders, e.g. 'FEM=female,HOM=male' (FEMALE/MALE, F/M, 0/1 built in)."),
+    subject_pattern: Optional[str] = typer.Option(
+        None, help="imagefolder: regex on the file name giving the subject id (group 'subject' or group 1)."),
+) -> None:
+    """Import a native dataset into a manifest CSV (one row per image), with duplicate-content groups."""
+    from unifiedgender.cli.render import print_import_report
+    from unifiedgender.data.importers import import_dataset
+    from unifiedgender.data.manifest import write_manifest
+    from unifiedgender.errors import UserError
+
+    if output.exists() and not overwrite:
+        raise UserError(f"{output} already exists; pass --overwrite or choose another -o path")
+    result, duplicates = import_dataset(fmt.value, source, modality=modality, class_map=class_map,
+                                        subject_pattern=subject_pattern)
+    write_manifest(result.frame, output, overwrite=overwrite)
+    print_import_report(result, duplicates, output)
+
+
+@app.command("info")
+def info_command(manifest: Path = typer.Argument(..., help="Manifest CSV.")) -> None:
+    """Images and subjects per gender, modality and demographic group."""
+    from unifiedgender.cli.render import print_table
+    from unifiedgender.data.info import manifest_tables
+    from unifiedgender.data.manifest import read_manifest
+
+    df = read_manifest(manifest)
+    for title, table in manifest_tables(df):
+        print_table(table, title=f"{manifest.name}: {title}")
+
+
+@app.command("split")
+def split_command(
+    manifest: Path = typer.Argument(..., help="Manifest CSV."),
+    ratios: str = typer.Option("0.8,0.2", help="train,val or train,val,test fractions summing to 1."),
+    seed: int = typer.Option(0, help="Random seed; the same seed gives the same split."),
+    outdir: Optional[Path] = typer.Option(None, "-o", "--outdir",
+                                          help="Folder for train.csv, val.csv[, test.csv] (default: <manifest>_split/)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing split files."),
+) -> None:
+    """Split by subject (and duplicate-content group), stratified by gender and modality; deterministic per seed."""
+    from unifiedgender.cli.render import print_table
+    from unifiedgender.data.manifest import read_manifest
+    from unifiedgender.data.split import parse_ratios, split_manifest, split_table, write_splits
+
+    parsed = parse_ratios(ratios)
+    df = read_manifest(manifest)
+    parts = split_manifest(df, parsed, seed)
+    target = outdir if outdir is not None else manifest.with_name(f"{manifest.stem}_split")
+    written = write_splits(parts, target, overwrite=overwrite)
+    print_table(split_table(parts), title=f"Subject-level split (seed {seed}, ratios {ratios})")
+    for path in written:
+        typer.echo(f"wrote {path}")

@@ -82,7 +82,7 @@ def write_manifest(df: pd.DataFrame, path: str | os.PathLike[str], overwrite: bo
     """Validate (without touching files) and write atomically; paths below the manifest's folder become relative."""
     path = Path(path)
     validate_manifest(df, source=str(path), check_files=False)
-    root = path.resolve().parent
+    root = os.path.dirname(os.path.abspath(path))
     out = df.copy()
     out["path"] = [_relative_if_below(p, root) for p in out["path"]]
     ordered = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in out.columns]
@@ -92,9 +92,9 @@ def write_manifest(df: pd.DataFrame, path: str | os.PathLike[str], overwrite: bo
     return path
 
 
-def _relative_if_below(p: str, root: Path) -> str:
-    absolute = Path(p).resolve()
-    try:
-        return absolute.relative_to(root).as_posix()
-    except ValueError:
-        return str(absolute)
+def _relative_if_below(p: str, root: str) -> str:
+    """A POSIX path relative to `root` when `p` lies below it, else `p` made absolute (lexically, no file-system calls)."""
+    absolute = os.path.abspath(p)
+    if absolute.startswith(root.rstrip(os.sep) + os.sep):
+        return Path(os.path.relpath(absolute, root)).as_posix()
+    return absolute
