@@ -63,5 +63,5 @@ def test_cache_matches_the_eval_transform(tmp_path):
                    "interpolation": "bicubic", "crop_pct": 0.875}
     cached = decode_image(path, Geometry.from_data_config(data_config))
     expected = transforms.build_eval_transform(data_config)(Image.open(path).convert("RGB"))
-    ours = (torch.from_numpy(cached).float() / 255 - 0.5) / 0.25
+    ours = (torch.tensor(cached).float() / 255 - 0.5) / 0.25
     assert torch.allclose(ours, expected, atol=1e-5)

@@ -44,6 +44,8 @@ def make_loader(dataset: CachedBatches, batch_size: int, *, shuffle: bool, seed:
     """
     sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed)
     batches = BatchSampler(sampler, batch_size, drop_last=drop_last and len(sampler) > batch_size)
+    # The loader's own generator: creating an iterator would otherwise draw from the global torch RNG, which
+    # dropout uses too, and a resumed run would then drift from an uninterrupted one.
     loader = DataLoader(dataset, sampler=batches, batch_size=None, num_workers=workers, pin_memory=pin_memory,
-                        persistent_workers=workers > 0)
+                        persistent_workers=workers > 0, generator=torch.Generator().manual_seed(seed))
     return loader, sampler

@@ -4,7 +4,7 @@ The tag's A code picks the preset:
   An none         resize (done once by the cache) + normalise
   Af full         random resized crop (scale 0.5-1, ratio 3/4-4/3), horizontal flip, colour jitter
                   (brightness/contrast/saturation 0.2), rotation +-10 degrees
-  Ar randaugment  RandAugment (2 ops, magnitude 9) per image, then the full preset's geometry
+  Ar randaugment  RandAugment (torchvision, 2 ops, magnitude 9) per image, then random resized crop + flip
   Am mixup        the full preset, then MixUp (alpha 0.2) or CutMix (alpha 1.0), half the batches each
 Crop, flip and rotation of a whole batch are one `affine_grid` + `grid_sample` with per-image parameters;
 colour jitter is per-image arithmetic. Colour jitter is skipped for modalities without colour
@@ -113,8 +113,10 @@ class DeviceAugment:
         if self._randaugment is not None:
             images = torch.stack([self._randaugment(img) for img in images])
         unit = self.normalize.to_unit(images)
-        unit = self.geometry(unit)
-        unit = self.colour_jitter(unit, modality)
+        if self._randaugment is not None:  # RandAugment brings its own rotation and colour operations
+            unit = self.geometry(unit, rotation=0.0)
+        else:
+            unit = self.colour_jitter(self.geometry(unit), modality)
         perm, lam = None, 1.0
         if self.preset == "mixup":
             unit, perm, lam = self.mix(unit)
@@ -123,9 +125,10 @@ class DeviceAugment:
     def _uniform(self, low: float, high: float, n: int, device: torch.device) -> torch.Tensor:
         return torch.from_numpy(self.rng.uniform(low, high, n).astype(np.float32)).to(device, non_blocking=True)
 
-    def geometry(self, unit: torch.Tensor) -> torch.Tensor:
+    def geometry(self, unit: torch.Tensor, rotation: float | None = None) -> torch.Tensor:
         """Random resized crop + horizontal flip + rotation as one batched affine resampling."""
         s, n, dev = self.settings, unit.shape[0], unit.device
+        rotation = s.rotation if rotation is None else rotation
         area = self._uniform(*s.scale, n, dev)
         log_ratio = self._uniform(math.log(s.ratio[0]), math.log(s.ratio[1]), n, dev)
         ratio = torch.exp(log_ratio)
@@ -133,7 +136,7 @@ class DeviceAugment:
         height = torch.sqrt(area / ratio).clamp(max=1.0)
         cx = self._uniform(-1.0, 1.0, n, dev) * (1 - width)
         cy = self._uniform(-1.0, 1.0, n, dev) * (1 - height)
-        angle = self._uniform(-s.rotation, s.rotation, n, dev) * (math.pi / 180)
+        angle = self._uniform(-rotation, rotation, n, dev) * (math.pi / 180)
         flip = torch.where(self._uniform(0.0, 1.0, n, dev) < s.hflip, -1.0, 1.0)
         cos, sin = torch.cos(angle), torch.sin(angle)
         theta = torch.stack([
