@@ -38,12 +38,14 @@ class Reporter:
         self._epoch_label = f"epoch {epoch + 1}/{epochs}"
         if not (self.enabled and self.tty):
             return
+        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         self._progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:.0f} img/s"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=None, transient=True,
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=Console(file=self.stream, force_terminal=True), transient=True,
         )
         self._progress.start()
         self._task = self._progress.add_task(self._epoch_label, total=steps, completed=done, loss=float("nan"), rate=0.0)
