@@ -18,6 +18,7 @@ def bench_train(
     precision: str = typer.Option("auto", "--precision", help="auto | bf16 | fp16 | fp32."),
     workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader workers for the PIL path [default: 4 on GPU, 2 on CPU]."),
     source_size: int = typer.Option(512, "--source-size", help="Side of the synthetic JPEGs the pipelines decode."),
+    rounds: int = typer.Option(2, "--rounds", help="Interleaved rounds (a, b, c, a, b, c ...); the best of each path counts."),
 ) -> None:
     """Training images/s: (a) synthetic tensors, (b) decoded cache + device augmentation, (c) PIL + DataLoader."""
     from rich.console import Console
@@ -27,7 +28,7 @@ def bench_train(
 
     console = Console()
     report = run_train_bench(arch, backbone, batch_size, image_size, steps, device, precision, workers,
-                             source_size=source_size, log=lambda m: console.print(m, highlight=False))
+                             rounds=rounds, source_size=source_size, log=lambda m: console.print(m, highlight=False))
     labels = {"synthetic": "(a) synthetic tensors on the device", "project": "(b) decoded cache + device augmentation",
               "pil": f"(c) PIL + DataLoader, {report['workers']} workers"}
     table = Table(title=f"training throughput on {report['device_name']} ({report['precision']})")

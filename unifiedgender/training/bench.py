@@ -97,9 +97,10 @@ class _PilDataset(torch.utils.data.Dataset):
 def run_train_bench(
     arch: str = "classifier", backbone: str | None = None, batch_size: int | None = None, image_size: int | None = None,
     steps: int | None = None, device: str = "auto", precision: str = "auto", workers: int | None = None,
-    warmup: int = 2, source_size: int = 512, log: Any = print,
+    warmup: int = 2, rounds: int = 2, source_size: int = 512, log: Any = print,
 ) -> dict[str, Any]:
-    """Measure (a), (b) and (c); return settings, per-path images/s and the ratios b/a and b/c."""
+    """Measure (a), (b) and (c) in `rounds` interleaved rounds; return settings, the best images/s per path and
+    the ratios b/a and b/c."""
     from torchvision import transforms as T
 
     from unifiedgender.training.trainer import create_sized_model
@@ -121,12 +122,11 @@ def run_train_bench(
     def step_on(images: torch.Tensor, batch: dict[str, torch.Tensor]) -> None:
         train_step(model, images, batch, criterion, optimizer, scaler, rt)
 
-    results = []
     # (a) synthetic tensors on the device
     synthetic = {"label": torch.randint(0, 2, (bs,), device=rt.device).float(),
                  "modality": torch.zeros(bs, dtype=torch.long, device=rt.device)}
     images = torch.randn(bs, channels, size, size, device=rt.device).contiguous(memory_format=rt.memory_format)
-    results.append(_timed(lambda _: step_on(images, synthetic), iter(int, 1), s["steps"], warmup, bs, rt, "synthetic"))
+    paths_to_time = {"synthetic": (lambda _: step_on(images, synthetic), iter(int, 1))}
 
     with tempfile.TemporaryDirectory(prefix="ugn-bench-") as tmp:
         n_files = min(bs * (s["steps"] + warmup), 2048)
@@ -151,7 +151,7 @@ def run_train_bench(
             images, _, _ = augment(batch["image"], batch["modality"])
             step_on(images, batch)
 
-        results.append(_timed(project_step, _forever(loader), s["steps"], warmup, bs, rt, "project"))
+        paths_to_time["project"] = (project_step, _forever(loader))
 
         # (c) PIL + torchvision transforms per image in DataLoader workers
         transform = T.Compose([
@@ -169,13 +169,22 @@ def run_train_bench(
             step_on(images.contiguous(memory_format=rt.memory_format),
                     {"label": labels.float(), "modality": torch.zeros_like(labels)})
 
-        results.append(_timed(pil_step, _forever(pil_loader), s["steps"], warmup, bs, rt, "pil"))
+        paths_to_time["pil"] = (pil_step, _forever(pil_loader))
+
+        # rounds a, b, c, a, b, c, ...: the best round of each path, so load changes and warm-up hit all alike
+        best: dict[str, PathResult] = {}
+        for _ in range(rounds):
+            for name, (run_step, batches) in paths_to_time.items():
+                result = _timed(run_step, batches, s["steps"], warmup, bs, rt, name)
+                if name not in best or result.images_per_s > best[name].images_per_s:
+                    best[name] = result
+        results = list(best.values())
 
     rates = {r.name: r.images_per_s for r in results}
     return {
         "device": str(rt.device), "device_name": torch.cuda.get_device_name(rt.device) if rt.device.type == "cuda" else "cpu",
         "precision": rt.precision, "channels_last": rt.channels_last, "arch": arch, **s,
-        "cache_build_seconds": build_seconds, "results": [r.__dict__ for r in results],
+        "cache_build_seconds": build_seconds, "rounds": rounds, "results": [r.__dict__ for r in results],
         "ratio_project_vs_synthetic": rates["project"] / rates["synthetic"],
         "ratio_project_vs_pil": rates["project"] / rates["pil"],
     }

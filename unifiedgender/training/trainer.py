@@ -240,6 +240,7 @@ class Trainer:
         self.optimizer.load_state_dict(ts["optimizer"])
         if self.scheduler and ts["scheduler"]:
             self.scheduler.load_state_dict(ts["scheduler"])
+            self.scheduler.T_max = self.config.epochs  # --epochs given again on resume stretches the schedule
         self.scaler.load_state_dict(ts["scaler"])
         for callback, cstate in zip(self.callbacks, ts["callbacks"]):
             callback.load_state_dict(cstate)
@@ -288,7 +289,7 @@ class Trainer:
             self.resume_state = None
             where = f" step {progress.step}" if progress else ""
             self.log(f"resumed at epoch {start_epoch + 1}{where}")
-        elif rt.is_main_process:
+        if rt.is_main_process:
             cfg.write(self.out_dir / "config.yaml")
         metrics: dict[str, float] = {}
         epoch = start_epoch
