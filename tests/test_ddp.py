@@ -26,7 +26,7 @@ def test_torchrun_two_processes(tmp_path):
     assert {p.name for p in out.iterdir()} == {"config.yaml", "train.log", "history.csv", "training_curves.png",
                                                "best.pt", "last.pt", "val_predictions.csv"}
     history = pd.read_csv(out / "history.csv")
-    assert list(history["epoch"]) == [0]
+    assert list(history["epoch"]) == [1]
     assert (history["train_images"] == 12).all()  # both ranks' shards counted, nothing twice
     predictions = pd.read_csv(out / "val_predictions.csv")
     assert len(predictions) == 7 and predictions["path"].is_unique and predictions["prob_male"].notna().all()

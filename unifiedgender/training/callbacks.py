@@ -107,14 +107,14 @@ class ReduceLROnPlateau(Callback):
 
 
 class BestCheckpoint(_Monitor):
-    """Save best.pt (and val_predictions.csv) whenever `metric` improves."""
+    """Save best.pt (and val_predictions.csv) whenever `metric` improves; the checkpoint records the 1-based epoch."""
 
     def __init__(self, metric: str = "val_balanced_acc", mode: str = "max") -> None:
         super().__init__(metric, mode)
 
     def on_epoch_end(self, run: Any, epoch: int, metrics: dict[str, float]) -> None:
         if self.improved(metrics):
-            run.save_best(epoch, metrics)
+            run.save_best(epoch + 1, metrics)
 
 
 class History(Callback):
@@ -125,7 +125,7 @@ class History(Callback):
         self.rows: list[dict[str, float]] = []
 
     def on_epoch_end(self, run: Any, epoch: int, metrics: dict[str, float]) -> None:
-        self.rows.append({"epoch": epoch, **metrics})
+        self.rows.append({"epoch": epoch + 1, **metrics})  # 1-based, as in the log
         if run.runtime.is_main_process:
             self.write()
 
@@ -164,6 +164,7 @@ def plot_history(rows: list[dict[str, float]], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [r["epoch"] for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
@@ -175,6 +176,7 @@ def plot_history(rows: list[dict[str, float]], path: Path) -> None:
                 ax.plot(epochs, [r.get(key, math.nan) for r in rows], marker="o", label=key)
         ax.set_title(title)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=8)
     fig.tight_layout()
     with atomic_path(path) as tmp:
