@@ -140,6 +140,13 @@ def test_bad_settings_are_refused_with_one_line(manifests, tmp_path, args, messa
     assert isinstance(result.exception, UserError) and message in str(result.exception)
 
 
+def test_hand_face_only_model_refuses_other_modalities_before_training(tmp_path):
+    train, val = make_manifests(tmp_path / "data", modalities=("fingerprint",))
+    result = invoke(*train_args((train, val), tmp_path / "run", f"{TINY}_F0_An_Lb_Z0", "mag"))
+    assert isinstance(result.exception, UserError)
+    assert "modality 'fingerprint' but mag (F0) takes hand or face images only" in str(result.exception)
+
+
 def test_missing_settings_named(tmp_path):
     with pytest.raises(UserError, match="missing --tag"):
         from unifiedgender.training.config import resolve_config

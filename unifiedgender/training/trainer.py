@@ -140,6 +140,13 @@ class Trainer:
         self.val_ok = np.flatnonzero(self.val_cache.ok)
         if len(train_ok) == 0 or len(self.val_ok) == 0:
             raise UserError(f"no readable images in {cfg.train if len(train_ok) == 0 else cfg.val}; see skipped_images.csv")
+        module = rt.unwrap(self.model)
+        if getattr(module, "hand_face_only", False):
+            for path, df in ((cfg.train, self.train_df), (cfg.val, self.val_df)):
+                other = sorted(set(df["modality"]) - {"hand", "face"})
+                if other:
+                    raise UserError(f"{path}: modality '{other[0]}' but {cfg.arch} ({self.tag.flag}) takes hand or face "
+                                    "images only; filter the manifest or use another architecture/F0")
         self.train_labels = gender_to_label(self.train_df["gender"]).to_numpy()
         self.val_labels = gender_to_label(self.val_df["gender"]).to_numpy()
         train_set = CachedBatches(self.train_cache.images, self.train_labels, _modality_index(self.train_df),
@@ -149,7 +156,6 @@ class Trainer:
         common = dict(seed=cfg.seed, rank=rt.rank, world_size=rt.world_size, workers=cfg.workers, pin_memory=rt.pin_memory)
         self.train_loader, self.train_sampler = make_loader(train_set, cfg.batch_size, shuffle=True, drop_last=True, **common)
         self.val_loader, _ = make_loader(val_set, cfg.batch_size, shuffle=False, **common)
-        module = rt.unwrap(self.model)
         mean, std = self.data_config["mean"], self.data_config["std"]
         self.normalize = Normalize(mean, std, self.data_config["input_size"][0], rt.device, rt.memory_format)
         self.augment = DeviceAugment(preset_name(self.tag.augment[1:]), self.normalize, seed=cfg.seed * 1000 + rt.rank)
