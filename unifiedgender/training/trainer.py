@@ -133,13 +133,6 @@ class Trainer:
         cfg, rt = self.config, self.runtime
         self.train_df = read_manifest(cfg.train)
         self.val_df = read_manifest(cfg.val)
-        self.train_cache = self._decode("train", list(self.train_df["path"]))
-        self.val_cache = self._decode("val", list(self.val_df["path"]))
-        self._report_skipped()
-        train_ok = np.flatnonzero(self.train_cache.ok)
-        self.val_ok = np.flatnonzero(self.val_cache.ok)
-        if len(train_ok) == 0 or len(self.val_ok) == 0:
-            raise UserError(f"no readable images in {cfg.train if len(train_ok) == 0 else cfg.val}; see skipped_images.csv")
         module = rt.unwrap(self.model)
         if getattr(module, "hand_face_only", False):
             for path, df in ((cfg.train, self.train_df), (cfg.val, self.val_df)):
@@ -147,6 +140,13 @@ class Trainer:
                 if other:
                     raise UserError(f"{path}: modality '{other[0]}' but {cfg.arch} ({self.tag.flag}) takes hand or face "
                                     "images only; filter the manifest or use another architecture/F0")
+        self.train_cache = self._decode("train", list(self.train_df["path"]))
+        self.val_cache = self._decode("val", list(self.val_df["path"]))
+        self._report_skipped()
+        train_ok = np.flatnonzero(self.train_cache.ok)
+        self.val_ok = np.flatnonzero(self.val_cache.ok)
+        if len(train_ok) == 0 or len(self.val_ok) == 0:
+            raise UserError(f"no readable images in {cfg.train if len(train_ok) == 0 else cfg.val}; see skipped_images.csv")
         self.train_labels = gender_to_label(self.train_df["gender"]).to_numpy()
         self.val_labels = gender_to_label(self.val_df["gender"]).to_numpy()
         train_set = CachedBatches(self.train_cache.images, self.train_labels, _modality_index(self.train_df),
