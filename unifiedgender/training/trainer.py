@@ -51,15 +51,22 @@ def create_sized_model(arch: str, backbone: str | None, *, pretrained: str, flag
 
 
 def prepare_run_dir(config: TrainConfig, overwrite: bool, runtime: Runtime) -> Path:
-    """Create the run folder; an existing non-empty one is refused unless --overwrite (then it is emptied)."""
+    """Create the run folder; an existing non-empty one is refused unless --overwrite (then it is emptied).
+
+    Rank 0 decides and tells the others, so a refusal stops every rank instead of leaving them waiting.
+    """
     out = Path(config.out)
+    problem = None
     if runtime.is_main_process:
-        if out.exists() and any(out.iterdir()):
-            if not overwrite:
-                raise UserError(f"run folder {out} already exists; pass --overwrite, choose another --out, or --resume {out}")
-            shutil.rmtree(out)
-        out.mkdir(parents=True, exist_ok=True)
-    runtime.barrier()
+        if out.exists() and any(out.iterdir()) and not overwrite:
+            problem = f"run folder {out} already exists; pass --overwrite, choose another --out, or --resume {out}"
+        else:
+            if out.exists():
+                shutil.rmtree(out)
+            out.mkdir(parents=True, exist_ok=True)
+    problem = runtime.broadcast_object(problem)
+    if problem:
+        raise UserError(problem)
     return out
 
 
