@@ -143,3 +143,24 @@ def test_network_probe_answers_quickly_for_open_and_closed_ports():
     finally:
         server.close()
     assert W._can_connect("127.0.0.1", port) is False
+
+
+def test_timm_weights_are_found_by_canonical_name_in_the_weights_folder(tmp_path, monkeypatch):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    source = create_model("classifier", "test_resnet.r160_in1k", pretrained="none")
+    save_file(source.backbone.state_dict(), str(tmp_path / "test_resnet.r160_in1k.safetensors"))
+    monkeypatch.setenv(W.WEIGHTS_ENV, str(tmp_path))
+    model = create_model("umcc", "test_resnet", pretrained="default")
+    assert model.spec["backbone"] == "test_resnet.r160_in1k"
+    assert model.weights_source == str(tmp_path / "test_resnet.r160_in1k.safetensors")
+    for key, value in source.backbone.state_dict().items():
+        assert torch.equal(model.backbone.state_dict()[key], value)
+
+
+def test_pretrained_lite0_adapts_its_stem_to_one_channel(weights_dir):
+    model = create_model("classifier", "tf_efficientnet_lite0", in_chans=1)
+    stem = torch.load(weights_dir / LITE0, weights_only=True)["_conv_stem.weight"]
+    assert torch.allclose(model.backbone.conv_stem.weight, stem.sum(dim=1, keepdim=True))
+    assert model.data_config["input_size"] == [1, 224, 224] and model.data_config["mean"] == [0.5]

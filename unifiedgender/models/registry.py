@@ -11,6 +11,8 @@ from typing import Any
 from torch import nn
 
 from unifiedgender.errors import UserError
+from unifiedgender.models.backbones import create_backbone
+from unifiedgender.models.freezing import apply_freezing
 
 
 @dataclass(frozen=True)
@@ -71,9 +73,6 @@ def create_model(
     pretrained: "default" (the backbone tag's ImageNet weights: local file, else download, else UserError),
     "none" (explicit random init) or a weights-file path. flag: append the modality flag (umcc F1 only).
     """
-    from unifiedgender.models.backbones import create_backbone
-    from unifiedgender.models.freezing import apply_freezing
-
     spec = get_arch(arch)
     if flag and not spec.uses_flag:
         raise UserError(f"the modality flag (F1) applies to umcc only, not '{arch}'; use F0")
