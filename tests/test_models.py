@@ -167,3 +167,12 @@ def test_torchvision_backbones_give_pooled_features_and_their_weights_data_confi
     assert model.data_config["crop_pct"] == pytest.approx(crop[1])
     assert model.spec["backbone"].startswith(backbone.split(".")[0] + ".")
     assert len(model.backbone_groups) > 2 and all(model.backbone_groups)
+
+
+@pytest.mark.parametrize("arch", ["umcc", "mag", "classifier"])
+def test_heads_fit_backbones_with_a_post_pool_head(arch):
+    """MobileNetV3 pools 288 features, then its conv head gives 1024: the heads must take the 1024."""
+    model = create_model(arch, "mobilenetv3_small_050", pretrained="none", flag=arch == "umcc").eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 64, 64), torch.tensor([HAND, FACE]))
+    assert out["logit"].shape == (2,)

@@ -111,7 +111,10 @@ def _timm_backbone(name: str, pretrained: str, in_chans: int) -> Backbone:
     groups = []
     if hasattr(module, "group_matcher"):
         groups = [list(names) for names in group_parameters(module, module.group_matcher(coarse=True)).values()]
-    return Backbone(module, int(module.num_features), data_config, canonical, source, groups)
+    # With num_classes=0 timm returns the pooled head output: head_hidden_size where a model has a
+    # post-pool head (MobileNetV3: 1024), else num_features.
+    pooled = getattr(module, "head_hidden_size", None) or module.num_features
+    return Backbone(module, int(pooled), data_config, canonical, source, groups)
 
 
 def _timm_candidate_names(module: nn.Module, canonical: str) -> tuple[list[str], list[str]]:

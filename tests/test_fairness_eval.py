@@ -1,0 +1,182 @@
+"""Group metrics checked by hand, unknown groups kept, age buckets, per-group thresholds never applied."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from unifiedgender.errors import UserError
+from unifiedgender.evaluation.evaluate import evaluate_predictions
+from unifiedgender.evaluation.table import age_bucket_labels, parse_age_buckets, prepare_table, subject_level
+
+
+def hand_checked_table() -> pd.DataFrame:
+    """hand: (M .8) (M .3) (F .2) (F .6) -> tp1 fn1 tn1 fp1; face: (M .9) (M .7) (F .1) (F .55) -> tp2 tn1 fp1.
+
+    Race is missing for two rows (they must form the group "unknown"); one corrupt row must be excluded.
+    """
+    rows = [
+        ("h1", "hand", "male", 0.8, "a", 25),
+        ("h2", "hand", "male", 0.3, "a", 40),
+        ("h3", "hand", "female", 0.2, "b", 70),
+        ("h4", "hand", "female", 0.6, None, 12),
+        ("f1", "face", "male", 0.9, "b", 33),
+        ("f2", "face", "male", 0.7, None, None),
+        ("f3", "face", "female", 0.1, "a", 19),
+        ("f4", "face", "female", 0.55, "b", 50),
+    ]
+    df = pd.DataFrame(rows, columns=["subject_id", "modality", "gender", "prob_male", "race", "age"])
+    df["path"] = [f"/img/{s}.png" for s in df["subject_id"]]
+    df["status"] = "ok"
+    corrupt = {"path": "/img/bad.png", "subject_id": "x", "modality": "hand", "gender": "male", "prob_male": None,
+               "race": "a", "age": 30, "status": "unreadable image: truncated"}
+    return pd.concat([df, pd.DataFrame([corrupt])], ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def report() -> dict:
+    return evaluate_predictions(hand_checked_table(), n_resamples=50, seed=0)[0]
+
+
+def test_group_metrics_by_hand(report):
+    modality = report["fairness"]["modality"]
+    hand, face = modality["groups"]["hand"], modality["groups"]["face"]
+    assert (hand["n"], hand["accuracy"], hand["tpr"], hand["fpr"], hand["selection_rate"]) == (4, 0.5, 0.5, 0.5, 0.5)
+    assert (face["n"], face["accuracy"], face["tpr"], face["fpr"], face["selection_rate"]) == (4, 0.75, 1.0, 0.5, 0.75)
+    assert hand["balanced_accuracy"] == pytest.approx(0.5)
+    assert face["balanced_accuracy"] == pytest.approx(0.75)
+    assert face["roc_auc"] == pytest.approx(1.0)  # every male above every female
+    # hand pairs (male, female): (.8,.2) (.8,.6) (.3,.2) won, (.3,.6) lost
+    assert hand["roc_auc"] == pytest.approx(3 / 4)
+
+
+def test_gaps_and_fairlearn_differences_by_hand(report):
+    modality = report["fairness"]["modality"]
+    assert modality["difference"]["balanced_accuracy"] == pytest.approx(0.25)
+    assert modality["ratio"]["balanced_accuracy"] == pytest.approx(0.5 / 0.75)
+    assert modality["difference"]["selection_rate"] == pytest.approx(0.25)
+    # demographic parity: selection rates .5 vs .75; equalized odds: max(TPR gap .5, FPR gap 0)
+    assert modality["demographic_parity_difference"] == pytest.approx(0.25)
+    assert modality["equalized_odds_difference"] == pytest.approx(0.5)
+    # by gender, TPR exists for males only and FPR for females only: no gap can be computed
+    gender = report["fairness"]["gender"]
+    assert gender["groups"]["male"]["tpr"] == pytest.approx(3 / 4) and gender["groups"]["female"]["tpr"] is None
+    assert gender["difference"]["tpr"] is None and gender["difference"]["fpr"] is None
+    assert gender["difference"]["selection_rate"] == pytest.approx(3 / 4 - 2 / 4)
+    # fairlearn would count the missing rates as 0; equalized odds is undefined here, and says why
+    assert gender["equalized_odds_difference"] is None
+    assert gender["equalized_odds_excluded_groups"] == ["female", "male"]
+    assert modality["equalized_odds_excluded_groups"] == []
+    one_group = evaluate_predictions(hand_checked_table().assign(modality="hand"), n_resamples=0)[0]["fairness"]["modality"]
+    assert one_group["demographic_parity_difference"] is None and one_group["difference"]["accuracy"] is None
+
+
+def test_equalized_odds_leaves_out_one_class_groups():
+    df = hand_checked_table()
+    # race a = h1, h2, f3; b = h3, f1, f4; c = h4, f2 (relabelled female below: c holds no male)
+    df["race"] = ["a", "a", "b", "c", "b", "c", "a", "b", "a"]
+    df.loc[5, "gender"] = "female"  # f2 (prob .7): group c now holds two females only
+    report, _ = evaluate_predictions(df, n_resamples=0)
+    race = report["fairness"]["race"]
+    assert race["equalized_odds_excluded_groups"] == ["c"]
+    # a: h1 .8 M tp, h2 .3 M fn, f3 .1 F tn -> TPR 1/2, FPR 0; b: f1 .9 M tp, h3 .2 F tn, f4 .55 F fp -> TPR 1, FPR 1/2
+    assert race["equalized_odds_difference"] == pytest.approx(0.5)
+    assert race["groups"]["c"]["fpr"] == pytest.approx(1.0) and race["groups"]["c"]["tpr"] is None
+
+
+def test_every_group_has_a_ci_around_its_value(report):
+    for attribute, entry in report["fairness"].items():
+        for group, values in entry["groups"].items():
+            for metric in ("accuracy", "selection_rate"):
+                low, high = values[f"{metric}_ci"]
+                assert low <= values[metric] <= high, (attribute, group, metric)
+
+
+def test_missing_attribute_forms_an_unknown_group(report):
+    race = report["fairness"]["race"]["groups"]
+    assert race["unknown"]["n"] == 2
+    assert sum(g["n"] for g in race.values()) == 8  # nothing dropped (the corrupt row is excluded, and counted)
+    age = report["fairness"]["age"]["groups"]
+    assert age["unknown"]["n"] == 1
+    assert report["data"]["excluded"] == {"unreadable image: truncated": 1}
+    assert report["data"]["n_evaluated"] == 8
+
+
+def test_age_buckets_are_configurable():
+    ages = pd.Series([5, 18, 29, 30, 61, None, -3])
+    labels = list(age_bucket_labels(ages, parse_age_buckets("0,18,30,45,60")))
+    assert labels == ["0-17", "18-29", "18-29", "30-44", "60+", "unknown", "unknown"]
+    assert list(age_bucket_labels(ages, parse_age_buckets("0,40"))) == ["0-39"] * 4 + ["40+", "unknown", "unknown"]
+    with pytest.raises(UserError, match="ascending"):
+        parse_age_buckets("30,18")
+    with pytest.raises(UserError, match="comma-separated"):
+        parse_age_buckets("young,old")
+
+
+def test_numeric_codes_with_blanks_group_as_integers():
+    df = hand_checked_table()
+    df["skin"] = [1, 2, None, 6, 6, 1, 2, None, 1]
+    groups = prepare_table(df).frame["group_skin"].tolist()
+    assert groups == ["1", "2", "unknown", "6", "6", "1", "2", "unknown"]
+
+
+def test_text_age_groups_are_kept_as_they_are():
+    df = hand_checked_table()
+    df["age"] = ["18-29", "30-39", None, "18-29", "18-29", "30-39", "40+", "40+", "40+"]
+    table = prepare_table(df)
+    assert sorted(table.frame["group_age"].unique()) == ["18-29", "30-39", "40+", "unknown"]
+
+
+def test_per_group_thresholds_are_reported_not_applied(report):
+    thresholds = report["fairness"]["modality"]["per_group_thresholds"]
+    assert thresholds["applied"] is False
+    assert "optimistic" in thresholds["chosen_on"]
+    assert thresholds["thresholds"]["face"] is not None
+    # the headline figures still use the global 0.5
+    assert report["threshold"] == {"value": 0.5, "method": "fixed", "chosen_on": "given"}
+    assert report["image_level"]["metrics"]["accuracy"] == pytest.approx(5 / 8)
+
+
+def test_subject_level_uses_mean_probability_per_subject():
+    df = pd.DataFrame(
+        {
+            "subject_id": ["s1", "s1", "s1", "s2", "s2"],
+            "modality": ["fingerprint"] * 5,
+            "gender": ["male"] * 3 + ["female"] * 2,
+            "prob_male": [0.2, 0.3, 0.9, 0.4, 0.8],
+            "status": ["ok"] * 5,
+        }
+    )
+    subjects = subject_level(prepare_table(df)).frame.set_index("subject_id")
+    assert subjects.loc["s1", "prob_male"] == pytest.approx(1.4 / 3)
+    assert subjects.loc["s2", "prob_male"] == pytest.approx(0.6)
+    assert list(subjects["n_images"]) == [3, 2]
+    mixed = df.assign(gender=["male", "female", "male", "female", "female"])
+    assert subject_level(prepare_table(mixed)).subjects_with_mixed_labels == 1
+    report, _ = evaluate_predictions(df, n_resamples=0)
+    assert report["subject_level"]["metrics"]["accuracy"] == 0.0  # s1 -> female, s2 -> male: both wrong
+    assert report["image_level"]["metrics"]["accuracy"] == pytest.approx(2 / 5)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda df: df.drop(columns="prob_male"), "missing column 'prob_male'"),
+        (lambda df: df.assign(prob_male=[1.5] + [0.5] * (len(df) - 1)), "row 2: prob_male '1.5' is not a probability"),
+        (lambda df: df.assign(gender=["M"] + ["male"] * (len(df) - 1)), "gender 'M' is not one of female, male"),
+        (lambda df: df.assign(status="unreadable"), "no rows with status 'ok'"),
+        (lambda df: df.assign(subject_id=["s"] * (len(df) - 1) + [None]), "row 10: empty subject_id"),
+    ],
+)
+def test_bad_tables_are_refused_with_the_fix(change, message):
+    with pytest.raises(UserError, match=message):
+        prepare_table(change(hand_checked_table()))
+
+
+def test_missing_truth_is_excluded_and_counted():
+    df = hand_checked_table()
+    df.loc[0, "gender"] = np.nan
+    table = prepare_table(df)
+    assert table.excluded == {"unreadable image: truncated": 1, "no ground-truth gender": 1}
+    assert len(table.frame) == 7

@@ -1,0 +1,110 @@
+"""PNG plots of an evaluation (matplotlib, Agg backend): ROC/PR overall and by group, confusion matrix,
+reliability diagram, per-group metric bars with CI error bars."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.calibration import calibration_curve  # noqa: E402
+from sklearn.metrics import auc, precision_recall_curve, roc_curve  # noqa: E402
+
+from unifiedgender.evaluation.fairness import GROUP_METRICS  # noqa: E402
+from unifiedgender.evaluation.metrics import ECE_BINS  # noqa: E402
+from unifiedgender.evaluation.table import EvaluationTable  # noqa: E402
+
+
+def write_plots(report: dict, table: EvaluationTable, folder: Path) -> dict[str, str]:
+    """Write every plot into `folder`; return {plot name: file name}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written: dict[str, str] = {}
+    y, probs = table.labels, table.probs
+    written["roc_pr"] = _save(_curves({"all": (y, probs)}, "all images"), folder / "roc_pr.png")
+    written["confusion_matrix"] = _save(_confusion(report["image_level"]["confusion"]), folder / "confusion_matrix.png")
+    written["reliability"] = _save(_reliability(y, probs), folder / "reliability.png")
+    for attribute, entry in report["fairness"].items():
+        groups = table.frame[f"group_{attribute}"].to_numpy()
+        by_group = {str(g): (y[groups == g], probs[groups == g]) for g in sorted(np.unique(groups))}
+        written[f"roc_pr_{attribute}"] = _save(_curves(by_group, f"by {attribute}"), folder / f"roc_pr_{attribute}.png")
+        written[f"group_metrics_{attribute}"] = _save(
+            _group_bars(entry["groups"], attribute), folder / f"group_metrics_{attribute}.png"
+        )
+    return written
+
+
+def _save(figure: plt.Figure, path: Path) -> str:
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path.name
+
+
+def _curves(series: dict[str, tuple[np.ndarray, np.ndarray]], title: str) -> plt.Figure:
+    figure, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(10, 4.5))
+    figure.subplots_adjust(left=0.07, right=0.98, bottom=0.12, wspace=0.25)
+    for name, (y, probs) in series.items():
+        if len(np.unique(y)) < 2:
+            continue  # a curve needs both classes
+        fpr, tpr, _ = roc_curve(y, probs)
+        roc_ax.plot(fpr, tpr, label=f"{name} (AUC {auc(fpr, tpr):.3f}, n={len(y)})")
+        precision, recall, _ = precision_recall_curve(y, probs)
+        pr_ax.plot(recall, precision, label=f"{name} (n={len(y)})")
+    roc_ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    roc_ax.set(xlabel="false positive rate (female called male)", ylabel="true positive rate (male)", title=f"ROC, {title}")
+    pr_ax.set(xlabel="recall (male)", ylabel="precision (male)", title=f"Precision-recall, {title}")
+    for ax in (roc_ax, pr_ax):
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="lower right" if ax is roc_ax else "lower left")
+    return figure
+
+
+def _confusion(cells: dict[str, int]) -> plt.Figure:
+    matrix = np.array([[cells["tn"], cells["fp"]], [cells["fn"], cells["tp"]]])
+    figure, ax = plt.subplots(figsize=(4, 3.6))
+    figure.subplots_adjust(left=0.2, bottom=0.15)
+    ax.imshow(matrix, cmap="Blues")
+    for (row, col), value in np.ndenumerate(matrix):
+        colour = "white" if value > matrix.max() / 2 else "black"
+        ax.text(col, row, str(value), ha="center", va="center", color=colour)
+    ax.set_xticks([0, 1], ["female", "male"])
+    ax.set_yticks([0, 1], ["female", "male"])
+    ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix")
+    return figure
+
+
+def _reliability(y: np.ndarray, probs: np.ndarray) -> plt.Figure:
+    observed, predicted = calibration_curve(y, probs, n_bins=ECE_BINS, strategy="uniform")
+    figure, ax = plt.subplots(figsize=(4.5, 4.5))
+    figure.subplots_adjust(left=0.15, bottom=0.12)
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="perfect calibration")
+    ax.plot(predicted, observed, marker="o", label="model")
+    ax.set(xlabel="mean predicted P(male)", ylabel="observed male rate", title="Reliability diagram", xlim=(0, 1), ylim=(0, 1))
+    ax.legend(fontsize=8)
+    return figure
+
+
+def _group_bars(groups: dict[str, dict], attribute: str) -> plt.Figure:
+    names = list(groups)
+    figure, ax = plt.subplots(figsize=(max(6, 1.2 * len(names) * len(GROUP_METRICS) / 3), 4))
+    figure.subplots_adjust(left=0.08, right=0.98, bottom=0.16)
+    width = 0.8 / len(GROUP_METRICS)
+    x = np.arange(len(names))
+    for i, metric in enumerate(GROUP_METRICS):
+        values = np.array([_nan(groups[g][metric]) for g in names])
+        lows = np.array([_nan((groups[g][f"{metric}_ci"] or [None, None])[0]) for g in names])
+        highs = np.array([_nan((groups[g][f"{metric}_ci"] or [None, None])[1]) for g in names])
+        errors = np.nan_to_num(np.clip(np.vstack([values - lows, highs - values]), 0, None))
+        ax.bar(x + (i - (len(GROUP_METRICS) - 1) / 2) * width, np.nan_to_num(values), width, yerr=errors, capsize=2, label=metric)
+    ax.set_xticks(x, [f"{g}\n(n={groups[g]['n']})" for g in names], fontsize=8)
+    ax.set(ylim=(0, 1.05), ylabel="value (95% CI)", title=f"Metrics by {attribute}")
+    ax.legend(fontsize=7, ncol=3)
+    return figure
+
+
+def _nan(value: float | None) -> float:
+    return float("nan") if value is None else float(value)

@@ -1,0 +1,135 @@
+"""Visual output: image copies with the label and confidence drawn on, and a contact sheet of a folder."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageFont
+
+from unifiedgender.data.images import ImageReadError, load_image
+from unifiedgender.errors import UserError
+from unifiedgender.fileio import atomic_path
+
+COLOURS = {"male": (33, 102, 172), "female": (178, 24, 43), "": (110, 110, 110)}
+THUMB = 160
+CAPTION = 34
+MAX_SHEET_IMAGES = 400
+
+
+def caption(record: dict[str, Any]) -> str:
+    """'male 93%' for a prediction; 'failed: reason' otherwise."""
+    if record["status"] != "ok":
+        return f"failed: {record['status']}"
+    return f"{record['label']} {record['confidence'] * 100:.0f}%"
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)
+
+
+def draw_label(image: Image.Image, record: dict[str, Any]) -> Image.Image:
+    """A copy of `image` with a coloured banner (label, confidence) and a confidence bar at the bottom."""
+    out = image.convert("RGB")
+    draw = ImageDraw.Draw(out)
+    size = max(12, out.height // 14)
+    font = _font(size)
+    banner = size + 8
+    colour = COLOURS.get(record.get("label") or "", COLOURS[""])
+    draw.rectangle([0, out.height - banner, out.width, out.height], fill=(0, 0, 0))
+    if record["status"] == "ok":
+        draw.rectangle([0, out.height - 4, int(out.width * record["confidence"]), out.height], fill=colour)
+    draw.text((4, out.height - banner + 2), caption(record), fill=(255, 255, 255), font=font)
+    return out
+
+
+class Annotator:
+    """Writes an annotated copy of every readable image into `folder` (names kept; clashes numbered)."""
+
+    def __init__(self, folder: str | os.PathLike[str], overwrite: bool = False) -> None:
+        self.folder = Path(folder)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise UserError(f"--annotate {self.folder}: exists and is not a folder; choose a folder path")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.overwrite = overwrite
+        self.used: set[str] = set()
+        self.written = 0
+
+    def add(self, record: dict[str, Any]) -> Path | None:
+        """Annotate one record's image; returns the written path (None for failed images)."""
+        if record["status"] != "ok":
+            return None
+        try:
+            image = load_image(record["path"])
+        except ImageReadError:
+            return None
+        target = self.folder / self._name(record["path"])
+        suffix = ".jpg" if target.suffix.lower() in (".jpg", ".jpeg") else ".png"
+        target = target.with_suffix(suffix)
+        with atomic_path(target, overwrite=self.overwrite) as tmp:
+            draw_label(image, record).save(tmp, format="JPEG" if suffix == ".jpg" else "PNG", quality=92)
+        self.written += 1
+        return target
+
+    def _name(self, path: str) -> str:
+        stem, ext = os.path.splitext(os.path.basename(path))
+        name, n = f"{stem}{ext}", 1
+        while name.lower() in self.used:
+            n += 1
+            name = f"{stem}_{n}{ext}"
+        self.used.add(name.lower())
+        return name
+
+
+class ContactSheet:
+    """A grid of thumbnails with captions, built incrementally (at most `max_images` tiles kept)."""
+
+    def __init__(self, path: str | os.PathLike[str], overwrite: bool = False, max_images: int = MAX_SHEET_IMAGES) -> None:
+        self.path = Path(path)
+        if self.path.suffix.lower() != ".png":
+            raise UserError(f"--contact-sheet {self.path}: use a file name ending in .png")
+        if self.path.exists() and not overwrite:
+            raise UserError(f"{self.path} already exists; pass --overwrite or choose another file")
+        self.overwrite = overwrite
+        self.max_images = max_images
+        self.tiles: list[Image.Image] = []
+        self.total = 0
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.total += 1
+        if len(self.tiles) >= self.max_images:
+            return
+        tile = Image.new("RGB", (THUMB, THUMB + CAPTION), (245, 245, 245))
+        try:
+            thumb = load_image(record["path"]) if record["status"] == "ok" else None
+        except ImageReadError:
+            thumb = None
+        if thumb is not None:
+            thumb.thumbnail((THUMB, THUMB))
+            tile.paste(thumb, ((THUMB - thumb.width) // 2, (THUMB - thumb.height) // 2))
+        draw = ImageDraw.Draw(tile)
+        colour = COLOURS.get(record.get("label") or "", COLOURS[""])
+        draw.rectangle([0, THUMB, THUMB, THUMB + CAPTION], fill=colour)
+        draw.text((4, THUMB + 2), caption(record)[:26], fill=(255, 255, 255), font=_font(12))
+        draw.text((4, THUMB + 17), os.path.basename(record["path"])[:26], fill=(255, 255, 255), font=_font(11))
+        self.tiles.append(tile)
+
+    def save(self) -> Path | None:
+        """Write the sheet (None when there was nothing to show)."""
+        if not self.tiles:
+            return None
+        columns = min(len(self.tiles), max(1, math.ceil(math.sqrt(len(self.tiles)))))
+        rows = math.ceil(len(self.tiles) / columns)
+        footer = 20 if self.total > len(self.tiles) else 0
+        sheet = Image.new("RGB", (columns * THUMB, rows * (THUMB + CAPTION) + footer), (255, 255, 255))
+        for index, tile in enumerate(self.tiles):
+            sheet.paste(tile, ((index % columns) * THUMB, (index // columns) * (THUMB + CAPTION)))
+        if footer:
+            ImageDraw.Draw(sheet).text(
+                (4, sheet.height - footer + 3), f"first {len(self.tiles)} of {self.total} images", fill=(0, 0, 0), font=_font(12)
+            )
+        with atomic_path(self.path, overwrite=self.overwrite) as tmp:
+            sheet.save(tmp, format="PNG")
+        return self.path

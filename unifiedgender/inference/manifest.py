@@ -1,0 +1,36 @@
+"""The predictions table for a manifest: every manifest column kept, plus prob_male, pred and status."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pandas as pd
+
+from unifiedgender.inference.predictor import Predictor
+
+
+def predict_manifest(
+    checkpoint_path: str | os.PathLike[str] | Predictor,
+    manifest_df: pd.DataFrame,
+    batch_size: int = 64,
+    device: str | None = None,
+    **options: Any,
+) -> pd.DataFrame:
+    """Predict every row of a manifest (absolute paths, as from read_manifest); rows keep their order.
+
+    `checkpoint_path` may also be a ready Predictor (then batch_size, device and options are ignored).
+    Unreadable images get `prob_male` NaN, an empty `pred` and the reason in `status`.
+    """
+    predictor = (
+        checkpoint_path
+        if isinstance(checkpoint_path, Predictor)
+        else Predictor.from_checkpoint(checkpoint_path, device=device, batch_size=batch_size, **options)
+    )
+    modalities = [m if isinstance(m, str) and m else None for m in manifest_df["modality"]] if "modality" in manifest_df else None
+    records = list(predictor.predict_paths(list(manifest_df["path"]), modality=modalities))
+    table = manifest_df.copy()
+    table["prob_male"] = pd.array([r["prob_male"] for r in records], dtype="Float64").astype("float64")
+    table["pred"] = [r["label"] for r in records]
+    table["status"] = [r["status"] for r in records]
+    return table

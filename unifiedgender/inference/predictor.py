@@ -1,0 +1,311 @@
+"""Predict sex/gender for images, files and folders with a checkpoint or an exported ONNX model.
+
+`Predictor.from_checkpoint(path)` loads a ugn checkpoint (or an `.onnx` file from `ugn export`) with the
+preprocessing stored in it. `predict_paths` streams one record per path in input order with constant memory:
+paths are decoded and transformed by a bounded thread pool a few batches ahead of the model, which runs
+batched under `torch.inference_mode` (channels_last; autocast on a GPU). A file that cannot be read becomes a
+record with `status` set to the reason; everything else is predicted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from PIL import Image
+
+from unifiedgender.data.images import DEFAULT_MAX_PIXELS, ImageReadError, load_image, to_mode
+from unifiedgender.data.manifest import MODALITIES
+from unifiedgender.errors import UserError
+
+RECORD_FIELDS = ("path", "modality", "prob_male", "prob_female", "label", "confidence", "status")
+PREFETCH_BATCHES = 2  # batches decoded ahead of the model: bounds memory to about (1 + 2) batches of tensors
+
+
+class Backend(Protocol):
+    """Runs a preprocessed float batch [B,C,H,W] with modality indices [B] and returns male logits [B]."""
+
+    def logits(self, images: torch.Tensor, modality: torch.Tensor) -> np.ndarray: ...
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """None/"auto" -> the GPU when there is one, else the CPU; an unavailable device is a UserError."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device '{device}' requested but CUDA is not available; use --device cpu or auto")
+    return device
+
+
+class TorchBackend:
+    """A PyTorch model in eval mode on one device: channels_last, inference_mode, autocast on CUDA."""
+
+    def __init__(self, model: torch.nn.Module, device: str | torch.device | None = None) -> None:
+        self.device = resolve_device(device)
+        self.model = model.eval().to(self.device, memory_format=torch.channels_last)
+        self.autocast_dtype = None
+        if self.device.type == "cuda":
+            self.autocast_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+    def logits(self, images: torch.Tensor, modality: torch.Tensor) -> np.ndarray:
+        non_blocking = self.device.type == "cuda"
+        images = images.to(self.device, non_blocking=non_blocking).contiguous(memory_format=torch.channels_last)
+        modality = modality.to(self.device, non_blocking=non_blocking)
+        autocast = (
+            torch.autocast(self.device.type, dtype=self.autocast_dtype)
+            if self.autocast_dtype is not None
+            else contextlib.nullcontext()
+        )
+        with torch.inference_mode(), autocast:
+            out = self.model(images, modality)["logit"]
+        return out.float().reshape(-1).cpu().numpy()
+
+
+class OnnxBackend:
+    """An ONNX model from `ugn export` run with onnxruntime (inputs `image`, `modality`; output `logit`)."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+
+    def logits(self, images: torch.Tensor, modality: torch.Tensor) -> np.ndarray:
+        feeds = {"image": images.numpy().astype(np.float32, copy=False), "modality": modality.numpy()}
+        (out,) = self.session.run(["logit"], feeds)
+        return np.asarray(out, dtype=np.float32).reshape(-1)
+
+
+@dataclass
+class _Item:
+    path: str
+    modality: str | None
+
+
+HAND_FACE = ("hand", "face")
+
+
+def allowed_modalities(arch: str, flag: bool) -> tuple[str, ...]:
+    """Modalities a model accepts: hand and face for UMCC with the flag (F1) and for MAG, else all."""
+    from unifiedgender.models import get_arch
+
+    return HAND_FACE if flag or get_arch(arch).cls.hand_face_only else MODALITIES
+
+
+def check_modality(modality: str | None, allowed: Sequence[str] = MODALITIES, where: str = "--modality") -> None:
+    """Refuse an unknown modality, one the model was not built for, and a missing one for a conditioned model
+    (one that accepts only some modalities: UMCC F1 and MAG)."""
+    conditioned = tuple(allowed) != MODALITIES
+    if modality is None:
+        if conditioned:
+            raise UserError(
+                f"this model is conditioned on the modality; give {where} ({'|'.join(allowed)}) "
+                "or a manifest with a 'modality' column"
+            )
+        return
+    if modality not in MODALITIES:
+        raise UserError(f"unknown modality '{modality}' ({where}); use one of {', '.join(MODALITIES)}")
+    if modality not in allowed:
+        raise UserError(f"this model takes {' or '.join(allowed)} images, not '{modality}' ({where}); use a model trained for {modality}")
+
+
+class Predictor:
+    """Batched, streaming prediction with the preprocessing of the model's training (its data_config)."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        data_config: dict[str, Any],
+        *,
+        modalities: Sequence[str] = MODALITIES,
+        tag: str = "",
+        batch_size: int = 64,
+        workers: int | None = None,
+        tta: bool = False,
+        threshold: float = 0.5,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        from unifiedgender.data.transforms import build_eval_transform
+
+        if batch_size < 1:
+            raise UserError(f"batch size {batch_size} must be >= 1")
+        if not 0.0 <= threshold <= 1.0:
+            raise UserError(f"threshold {threshold} must lie between 0 and 1")
+        if workers is not None and workers < 1:
+            raise UserError(f"workers {workers} must be >= 1")
+        self.backend = backend
+        self.data_config = dict(data_config)
+        self.transform = build_eval_transform(self.data_config)
+        self.mode = "L" if int(self.data_config["input_size"][0]) == 1 else "RGB"
+        self.modalities = tuple(modalities)
+        self.tag = tag
+        self.batch_size = batch_size
+        self.workers = workers or min(8, os.cpu_count() or 1)
+        self.tta = tta
+        self.threshold = threshold
+        self.max_pixels = max_pixels
+
+    # ----------------------------------------------------------------------------------------- construction
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | os.PathLike[str], device: str | torch.device | None = None, **options: Any
+    ) -> Predictor:
+        """Load a ugn checkpoint (`.pt`) or an exported `.onnx` model; options as in `Predictor(...)`."""
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"checkpoint not found: {path}; train one with `ugn train` or fetch one with `ugn download`")
+        if path.suffix.lower() == ".onnx":
+            return cls.from_onnx(path, device=device, **options)
+        from unifiedgender.checkpoint import load_checkpoint
+
+        model, info = load_checkpoint(path)
+        return cls.from_model(
+            model,
+            data_config=info["data_config"],
+            modalities=allowed_modalities(info["arch"], bool(info.get("flag"))),
+            tag=str(info.get("tag") or ""),
+            device=device,
+            **options,
+        )
+
+    @classmethod
+    def from_model(
+        cls,
+        model: torch.nn.Module,
+        data_config: dict[str, Any] | None = None,
+        *,
+        modalities: Sequence[str] = MODALITIES,
+        tag: str = "",
+        device: str | torch.device | None = None,
+        **options: Any,
+    ) -> Predictor:
+        """Wrap an in-memory model (`model(images, modality) -> {"logit"}`); data_config defaults to its own."""
+        config = data_config if data_config is not None else getattr(model, "data_config", None)
+        if config is None:
+            raise UserError("the model has no data_config; pass the preprocessing (input_size, mean, std, ...)")
+        return cls(TorchBackend(model, device), config, modalities=modalities, tag=tag, **options)
+
+    @classmethod
+    def from_onnx(cls, path: str | os.PathLike[str], device: str | torch.device | None = None, **options: Any) -> Predictor:
+        """Load an ONNX model written by `ugn export`; the preprocessing comes from its metadata."""
+        from unifiedgender.inference.export import read_onnx_metadata
+
+        import onnxruntime as ort
+
+        meta = read_onnx_metadata(path)
+        providers = ["CPUExecutionProvider"]
+        if resolve_device(device).type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        session = ort.InferenceSession(str(path), providers=providers)
+        return cls(
+            OnnxBackend(session),
+            meta["data_config"],
+            modalities=meta["modalities"],
+            tag=meta["tag"],
+            **options,
+        )
+
+    # ------------------------------------------------------------------------------------------- prediction
+    def predict_images(self, images: Sequence[Image.Image], modality: str | None = None) -> np.ndarray:
+        """prob_male for in-memory PIL images of any mode (all of one modality)."""
+        check_modality(modality, self.modalities, where="modality")
+        probs = np.empty(len(images), dtype=np.float64)
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start : start + self.batch_size]
+            batch = torch.stack([self.transform(to_mode(img, self.mode)) for img in chunk])
+            probs[start : start + len(chunk)] = self._probs(batch, [modality] * len(chunk))
+        return probs
+
+    def predict_paths(
+        self, paths: Iterable[str | os.PathLike[str]], modality: str | None | Sequence[str | None] = None
+    ) -> Iterator[dict[str, Any]]:
+        """One record per path, in order, streamed; `modality` is one value for all or one per path."""
+        if modality is None or isinstance(modality, str):
+            check_modality(modality, self.modalities)
+            items: Iterable[_Item] = (_Item(os.fspath(p), modality) for p in paths)
+        else:
+            modalities = list(modality)
+            for index, value in enumerate(modalities):
+                check_modality(value, self.modalities, where=f"modality of input {index + 1}")
+            paths = list(paths)
+            if len(paths) != len(modalities):
+                raise UserError(f"{len(paths)} paths but {len(modalities)} modalities; give one per path")
+            items = (_Item(os.fspath(p), m) for p, m in zip(paths, modalities))
+        for batch in self._decoded_batches(items):
+            yield from self._predict_batch(batch)
+
+    def record(self, path: str, modality: str | None, prob_male: float | None, status: str = "ok") -> dict[str, Any]:
+        """The output record for one image (probabilities None when it failed)."""
+        if prob_male is None:
+            return dict(zip(RECORD_FIELDS, (path, modality or "", None, None, "", None, status)))
+        male = prob_male >= self.threshold
+        confidence = prob_male if male else 1.0 - prob_male
+        return dict(
+            zip(RECORD_FIELDS, (path, modality or "", prob_male, 1.0 - prob_male, "male" if male else "female", confidence, status))
+        )
+
+    # ------------------------------------------------------------------------------------------- internals
+    def _load(self, path: str) -> torch.Tensor | str:
+        """The preprocessed tensor for one file, or the reason it cannot be read."""
+        try:
+            image = load_image(path, mode=self.mode, max_pixels=self.max_pixels)
+        except ImageReadError as exc:
+            return str(exc)
+        try:
+            return self.transform(image)
+        except (OSError, ValueError, RuntimeError) as exc:  # e.g. a 1-pixel image that cannot be resized
+            return f"cannot preprocess: {exc}"
+
+    def _decoded_batches(self, items: Iterable[_Item]) -> Iterator[list[tuple[_Item, torch.Tensor | str]]]:
+        """Batches of (item, tensor or reason), decoded by a thread pool at most PREFETCH_BATCHES ahead."""
+        pending: deque[list[tuple[_Item, Future]]] = deque()
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="ugn-decode") as pool:
+            current: list[tuple[_Item, Future]] = []
+            for item in items:
+                current.append((item, pool.submit(self._load, item.path)))
+                if len(current) == self.batch_size:
+                    pending.append(current)
+                    current = []
+                    if len(pending) > PREFETCH_BATCHES:
+                        yield _resolve(pending.popleft())
+            if current:
+                pending.append(current)
+            while pending:
+                yield _resolve(pending.popleft())
+
+    def _predict_batch(self, batch: list[tuple[_Item, torch.Tensor | str]]) -> Iterator[dict[str, Any]]:
+        ok = [(item, tensor) for item, tensor in batch if isinstance(tensor, torch.Tensor)]
+        probs: dict[int, float] = {}
+        if ok:
+            stacked = torch.stack([tensor for _, tensor in ok])
+            if getattr(self.backend, "device", torch.device("cpu")).type == "cuda":
+                stacked = stacked.pin_memory()
+            values = self._probs(stacked, [item.modality for item, _ in ok])
+            probs = {id(item): float(p) for (item, _), p in zip(ok, values)}
+        for item, result in batch:
+            if isinstance(result, str):
+                yield self.record(item.path, item.modality, None, result)
+            else:
+                yield self.record(item.path, item.modality, probs[id(item)])
+
+    def _probs(self, images: torch.Tensor, modalities: Sequence[str | None]) -> np.ndarray:
+        """prob_male for a preprocessed batch (mean over the image and its mirror image with TTA)."""
+        index = torch.tensor([MODALITIES.index(m) if m else 0 for m in modalities], dtype=torch.long)
+        probs = _sigmoid(self.backend.logits(images, index))
+        if self.tta:
+            probs = (probs + _sigmoid(self.backend.logits(images.flip(-1), index))) / 2.0
+        return probs
+
+
+def _resolve(batch: list[tuple[_Item, Future]]) -> list[tuple[_Item, torch.Tensor | str]]:
+    return [(item, future.result()) for item, future in batch]
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
