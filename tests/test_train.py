@@ -156,3 +156,20 @@ def test_missing_settings_named(tmp_path):
     config.write_text("epochz: 3\n")
     result = invoke("--config", str(config))
     assert isinstance(result.exception, UserError) and "unknown setting 'epochz'" in str(result.exception)
+
+
+def test_trains_on_the_bundled_sample(tmp_path):
+    """Real images (the 11K Hands + LFW sample), a subject-level split, one epoch of UMCC with the flag."""
+    from unifiedgender.data.manifest import read_manifest
+    from unifiedgender.data.split import split_manifest, write_splits
+    from unifiedgender.sample import sample_manifest_path
+
+    parts = split_manifest(read_manifest(sample_manifest_path()), (0.75, 0.25), seed=0)
+    write_splits(parts, tmp_path / "split")
+    out = tmp_path / "run"
+    result = invoke(*train_args((tmp_path / "split" / "train.csv", tmp_path / "split" / "val.csv"), out,
+                                f"{TINY}_F1_Af_Lb_Z0", "umcc", "--batch-size", "16"))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    predictions = pd.read_csv(out / "val_predictions.csv")
+    assert len(predictions) == len(parts["val"]) and set(predictions["modality"]) == {"hand", "face"}
+    assert set(predictions["subject_id"].astype(str)).isdisjoint(set(parts["train"]["subject_id"].astype(str)))
