@@ -103,7 +103,7 @@ def run_train_bench(
     the ratios b/a and b/c."""
     from torchvision import transforms as T
 
-    from unifiedgender.training.trainer import create_sized_model
+    from unifiedgender.training.trainer import LOADER_WORKERS, create_sized_model
 
     rt = init_runtime(device=device, precision=precision)
     s = _settings(rt.device, backbone=backbone, batch_size=batch_size, image_size=image_size, steps=steps, workers=workers)
@@ -142,8 +142,8 @@ def run_train_bench(
         log(f"decoded cache: {n_files} images in {build_seconds:.1f}s (once per data set; reused across epochs and runs)")
         index = np.arange(length) % n_files
         dataset = CachedBatches(cache.images, np.arange(n_files) % 2, np.zeros(n_files, dtype=np.int64), indices=index)
-        loader, _ = make_loader(dataset, bs, shuffle=True, seed=0, drop_last=True, workers=min(s["workers"], 2),
-                                pin_memory=rt.pin_memory)
+        loader, _ = make_loader(dataset, bs, shuffle=True, seed=0, drop_last=True,
+                                workers=min(s["workers"], LOADER_WORKERS), pin_memory=rt.pin_memory)
         augment = DeviceAugment("full", normalize, seed=0)
 
         def project_step(batch: dict[str, torch.Tensor]) -> None:

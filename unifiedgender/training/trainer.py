@@ -31,6 +31,7 @@ from unifiedgender.training.progress import Reporter
 
 LAST, BEST = "last.pt", "best.pt"
 TRAIN_STATE_FORMAT = "ugn-train-state/1"
+LOADER_WORKERS = 2  # processes gathering batches from the decoded cache (at most)
 LOSS_EXTRAS = {"gamma": "focal_gamma", "alpha": "focal_alpha"}  # other tag extras are model options
 
 
@@ -160,7 +161,9 @@ class Trainer:
                                   _ages(self.train_df), train_ok)
         val_set = CachedBatches(self.val_cache.images, self.val_labels, _modality_index(self.val_df),
                                 _ages(self.val_df), self.val_ok)
-        common = dict(seed=cfg.seed, rank=rt.rank, world_size=rt.world_size, workers=cfg.workers, pin_memory=rt.pin_memory)
+        # gathering cached rows is cheap: two loader processes keep a GPU fed; --workers sets the decoding threads
+        common = dict(seed=cfg.seed, rank=rt.rank, world_size=rt.world_size, workers=min(cfg.workers, LOADER_WORKERS),
+                      pin_memory=rt.pin_memory)
         self.train_loader, self.train_sampler = make_loader(train_set, cfg.batch_size, shuffle=True, drop_last=True, **common)
         self.val_loader, _ = make_loader(val_set, cfg.batch_size, shuffle=False, **common)
         mean, std = self.data_config["mean"], self.data_config["std"]
