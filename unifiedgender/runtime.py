@@ -25,8 +25,9 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    """auto -> CUDA (this process's local GPU), else MPS, else CPU. An unavailable device is a UserError."""
+def resolve_device(name: str | torch.device | None = "auto", local_rank: int = 0) -> torch.device:
+    """auto (or None) -> CUDA (this process's local GPU), else MPS, else CPU. An unavailable device is a UserError."""
+    name = "auto" if name is None else str(name)
     if name not in DEVICES and not name.startswith("cuda:"):
         raise UserError(f"unknown device '{name}'; use one of {', '.join(DEVICES)}")
     if name == "auto":

@@ -29,11 +29,11 @@ def crop(
     not be read or written (see the status column of boxes.csv), 2 for invalid arguments.
     """
     from unifiedgender.crop.pipeline import CropOptions, prepare_crop, run_crop
-    from unifiedgender.crop.sam import check_checkpoint, load_predictor, resolve_device
+    from unifiedgender.crop.sam import check_checkpoint, load_predictor
 
     check_checkpoint(checkpoint, config)
     job = prepare_crop(input_path, output, CropOptions(points, point_spacing, dilate, save_masks, preview, overwrite))
-    predictor = load_predictor(checkpoint, config, image_size=image_size, device=resolve_device(device))
+    predictor = load_predictor(checkpoint, config, image_size=image_size, device=device)
     with _ProgressReporter() as reporter:
         summary = run_crop(predictor, job, on_start=reporter.start, on_result=reporter.advance)
     counts = ", ".join(f"{n} {key}" for key, n in sorted(summary.counts.items()))

@@ -53,28 +53,6 @@ def checkpoint_help(config: str = DEFAULT_CONFIG) -> str:
     )
 
 
-def default_device() -> str:
-    """cuda when a GPU is present, else cpu."""
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def resolve_device(name: str = "auto") -> str:
-    """"auto" -> cuda when a GPU is present, else cpu; "cpu", "cuda" and "cuda:N" are checked."""
-    import torch
-
-    if name == "auto":
-        return default_device()
-    if name == "cpu":
-        return name
-    if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {name}: no CUDA GPU is available here; use --device cpu or auto")
-        return name
-    raise UserError(f"--device {name!r} is not supported; use auto, cpu, cuda or cuda:N")
-
-
 def build_sam2_model(config: str = DEFAULT_CONFIG, image_size: int | None = None, device: str = "cpu") -> Any:
     """An untrained SAM2 model from a bundled config, optionally at a smaller input size (e.g. 256 for tests)."""
     try:
@@ -132,13 +110,15 @@ def load_predictor(
     checkpoint: str | os.PathLike[str] | None,
     config: str = DEFAULT_CONFIG,
     image_size: int | None = None,
-    device: str | None = None,
+    device: str | None = "auto",
 ) -> SAM2ImagePredictor:
     """A SAM2 image predictor from an official checkpoint, in eval mode on `device` (default: GPU when present)."""
     check_checkpoint(checkpoint, config)  # fail before the slow model build
     from sam2.sam2_image_predictor import SAM2ImagePredictor
 
-    device = device or default_device()
+    from unifiedgender.runtime import resolve_device
+
+    device = resolve_device(device)
     model = build_sam2_model(config, image_size=image_size, device="cpu")
     load_checkpoint_weights(model, checkpoint, config)
     model = model.to(device).eval()

@@ -26,6 +26,7 @@ from PIL import Image
 from unifiedgender.data.images import DEFAULT_MAX_PIXELS, ImageReadError, load_image, to_mode
 from unifiedgender.data.manifest import MODALITIES
 from unifiedgender.errors import UserError
+from unifiedgender.runtime import resolve_device
 
 RECORD_FIELDS = ("path", "modality", "prob_male", "prob_female", "label", "confidence", "status")
 ENGINES = ("auto", "torch", "onnxruntime")
@@ -37,16 +38,6 @@ class Backend(Protocol):
     """Runs a preprocessed float batch [B,C,H,W] with modality indices [B] and returns male logits [B]."""
 
     def logits(self, images: torch.Tensor, modality: torch.Tensor) -> np.ndarray: ...
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """None/"auto" -> the GPU when there is one, else the CPU; an unavailable device is a UserError."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device '{device}' requested but CUDA is not available; use --device cpu or auto")
-    return device
 
 
 class TorchBackend:
