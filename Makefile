@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_SPEC)
 	$(PY) -m pip install -q -e '.[all]'
+	# SAM2 builds against the torch already installed (no isolated build env, no CUDA extension).
+	$(PY) -m pip install -q setuptools wheel
 	SAM2_BUILD_CUDA=0 $(PY) -m pip install -q --no-build-isolation sam2==1.1.0
 	touch $(STAMP)
 

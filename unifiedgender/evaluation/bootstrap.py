@@ -15,25 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from unifiedgender.evaluation.metrics import ECE_BINS, ece_bin_index, predict_labels
+from unifiedgender.evaluation.metrics import ECE_BINS, METRIC_NAMES, ece_bin_index, predict_labels
 
 CI_LEVEL = 0.95
 CHUNK_CELLS = 2_000_000  # resample x image weights held at once (about 16 MB per array)
-BOOTSTRAP_METRICS = (
-    "accuracy",
-    "balanced_accuracy",
-    "roc_auc",
-    "pr_auc",
-    "f1",
-    "sensitivity",
-    "specificity",
-    "log_loss",
-    "brier",
-    "ece",
-    "tpr",
-    "fpr",
-    "selection_rate",
-)
+BOOTSTRAP_METRICS = (*METRIC_NAMES, "tpr", "fpr", "selection_rate")
 
 
 @dataclass
