@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from tests.test_train_support import TINY
+from test_train_support import TINY
 from unifiedgender.cli.app import app
 from unifiedgender.data.importers import import_dataset
 from unifiedgender.data.split import split_manifest, write_splits
