@@ -161,8 +161,10 @@ class Trainer:
                                   _ages(self.train_df), train_ok)
         val_set = CachedBatches(self.val_cache.images, self.val_labels, _modality_index(self.val_df),
                                 _ages(self.val_df), self.val_ok)
-        # gathering cached rows is cheap: two loader processes keep a GPU fed; --workers sets the decoding threads
-        common = dict(seed=cfg.seed, rank=rt.rank, world_size=rt.world_size, workers=min(cfg.workers, LOADER_WORKERS),
+        # Gathering cached rows is cheap: two loader processes keep a GPU fed. On the CPU the model needs every
+        # core, so batches are gathered in the main process. --workers sets the decoding threads.
+        loader_workers = 0 if rt.device.type == "cpu" else min(cfg.workers, LOADER_WORKERS)
+        common = dict(seed=cfg.seed, rank=rt.rank, world_size=rt.world_size, workers=loader_workers,
                       pin_memory=rt.pin_memory)
         self.train_loader, self.train_sampler = make_loader(train_set, cfg.batch_size, shuffle=True, drop_last=True, **common)
         self.val_loader, _ = make_loader(val_set, cfg.batch_size, shuffle=False, **common)
