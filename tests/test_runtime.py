@@ -12,7 +12,7 @@ def test_cpu_runtime_defaults(monkeypatch):
     for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         monkeypatch.delenv(var, raising=False)
     rt = init_runtime(device="cpu")
-    assert rt.device.type == "cpu" and rt.precision == "fp32" and not rt.channels_last
+    assert rt.device.type == "cpu" and rt.precision == "fp32" and rt.channels_last
     assert rt.is_main_process and not rt.distributed
     assert rt.all_gather_object(3) == [3]
     with rt.autocast():
