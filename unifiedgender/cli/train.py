@@ -1,6 +1,73 @@
-"""`ugn train` (placeholder until #4 lands)."""
+"""`ugn train`: flags (or a YAML config) -> TrainConfig -> unifiedgender.training.trainer.run_training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+ARCH_HELP = "umcc | mag | classifier | simple_cnn | resnet50_head | multitask"
+RESUMABLE = {"epochs", "workers", "log_every_steps", "save_every_steps"}
 
 
-def train() -> None:
-    """Placeholder."""
-    raise NotImplementedError
+def train(
+    tag: Optional[str] = typer.Option(None, "--tag", help="Run tag <backbone>.<pretrain>_F#_A#_L#_Z#[_key=value][_seedN]."),
+    arch: Optional[str] = typer.Option(None, "--arch", help=ARCH_HELP),
+    train_csv: Optional[Path] = typer.Option(None, "--train", help="Training manifest (CSV)."),
+    val_csv: Optional[Path] = typer.Option(None, "--val", help="Validation manifest (CSV)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs [default: 10]."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per batch and process [default: 32]."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate [default: 1e-4]."),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Weight decay [default: 0.01]."),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="adamw | sgd | adam [default: adamw]."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="cosine | plateau [default: cosine]."),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="Square input size [default: the backbone's]."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Decoding threads and loader workers [default: 4]."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed [default: the tag's _seedN, else 42]."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder [default: runs/<tag>]."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of settings; flags override it."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Local pretrained backbone weights file."),
+    pretrained: Optional[str] = typer.Option(None, "--pretrained", help="default | none [default: default]."),
+    unfreeze_after: Optional[int] = typer.Option(None, "--unfreeze-after", help="Unfreeze every layer from epoch N on."),
+    early_stop_patience: Optional[int] = typer.Option(None, "--early-stop-patience", help="Epochs without improvement before stopping; 0 = off [default: 5]."),
+    early_stop_metric: Optional[str] = typer.Option(None, "--early-stop-metric", help="History column to watch [default: val_balanced_acc]."),
+    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="auto | bf16 | fp16 | fp32 [default: auto = bf16/fp16 on GPU, fp32 on CPU]."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | mps [default: auto]."),
+    cache: Optional[str] = typer.Option(None, "--cache", help="Decoded-image cache: auto | memory | disk [default: auto]."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Folder for disk caches [default: $UGN_CACHE_DIR or ~/.cache/unifiedgender/decoded]."),
+    save_every_steps: Optional[int] = typer.Option(None, "--save-every-steps", help="Also write last.pt every N steps (mid-epoch resume)."),
+    log_every_steps: Optional[int] = typer.Option(None, "--log-every-steps", help="Without a TTY, log a line every N steps."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run folder."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder from its last.pt."),
+) -> None:
+    """Train a model from a run tag on train/val manifests."""
+    from unifiedgender.errors import UserError
+    from unifiedgender.runtime import runtime_session
+    from unifiedgender.training.config import resolve_config
+    from unifiedgender.training.progress import Reporter
+    from unifiedgender.training.trainer import run_training
+
+    flags = {
+        "tag": tag, "arch": arch, "train": train_csv and str(train_csv), "val": val_csv and str(val_csv),
+        "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "optimizer": optimizer,
+        "scheduler": scheduler, "image_size": image_size, "workers": workers, "seed": seed, "out": out and str(out),
+        "weights": weights and str(weights), "pretrained": pretrained, "unfreeze_after": unfreeze_after,
+        "early_stop_patience": early_stop_patience, "early_stop_metric": early_stop_metric, "compile": compile,
+        "precision": precision, "device": device, "cache": cache, "cache_dir": cache_dir and str(cache_dir),
+        "save_every_steps": save_every_steps, "log_every_steps": log_every_steps,
+    }
+    if resume is not None:
+        given = sorted(k for k, v in flags.items() if v is not None and k not in RESUMABLE)
+        if given or config is not None or overwrite:
+            raise UserError(f"--resume continues {resume} with its saved config.yaml; drop --{(given or ['config'])[0].replace('_', '-')}")
+        saved = resume / "config.yaml"
+        if not saved.is_file():
+            raise UserError(f"nothing to resume: {saved} not found; start the run without --resume")
+        cfg = resolve_config(str(saved), {**{k: v for k, v in flags.items() if k in RESUMABLE}, "out": str(resume)})
+    else:
+        cfg = resolve_config(str(config) if config else None, flags)
+    with runtime_session(device=cfg.device, precision=cfg.precision, channels_last=cfg.channels_last, compile=cfg.compile) as rt:
+        reporter = Reporter(enabled=rt.is_main_process, log_every_steps=cfg.log_every_steps)
+        run_training(cfg, rt, overwrite=overwrite, resume=resume is not None, reporter=reporter)

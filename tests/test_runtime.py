@@ -1,0 +1,53 @@
+"""Runtime: device and precision resolution, autocast, moves, torchrun environment."""
+
+import pytest
+import torch
+from torch import nn
+
+from unifiedgender.errors import UserError
+from unifiedgender.runtime import dist_env, init_runtime, resolve_precision, state_digest
+
+
+def test_cpu_runtime_defaults(monkeypatch):
+    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    rt = init_runtime(device="cpu")
+    assert rt.device.type == "cpu" and rt.precision == "fp32" and not rt.channels_last
+    assert rt.is_main_process and not rt.distributed
+    assert rt.all_gather_object(3) == [3]
+    with rt.autocast():
+        assert torch.ones(2, 2).matmul(torch.ones(2, 2)).dtype == torch.float32
+    moved = rt.to_device({"a": torch.ones(1), "b": [torch.zeros(1)]})
+    assert moved["a"].device.type == "cpu" and isinstance(moved["b"], list)
+    assert not rt.grad_scaler().is_enabled()
+
+
+def test_bf16_autocast_on_cpu_when_asked():
+    rt = init_runtime(device="cpu", precision="bf16")
+    with rt.autocast():
+        assert nn.Linear(4, 4)(torch.ones(2, 4)).dtype == torch.bfloat16
+
+
+def test_bad_device_and_precision_refused():
+    with pytest.raises(UserError, match="unknown precision 'fp8'"):
+        resolve_precision("fp8", torch.device("cpu"))
+    with pytest.raises(UserError, match="unknown device 'tpu'"):
+        init_runtime(device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="CUDA is not available"):
+            init_runtime(device="cuda")
+
+
+def test_torchrun_environment(monkeypatch):
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert dist_env() == (3, 4, 1)
+
+
+def test_state_digest_detects_a_change():
+    model = nn.Linear(3, 2)
+    before = state_digest(model)
+    with torch.no_grad():
+        model.bias[0] += 1e-6
+    assert state_digest(model) != before

@@ -1,0 +1,151 @@
+"""`ugn train` end to end on CPU: every architecture, tiny backbone, tiny images, one epoch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from test_train_support import TINY, make_manifests
+from unifiedgender.cli.app import app
+from unifiedgender.errors import UserError
+
+HISTORY_COLUMNS = {"epoch", "train_loss", "val_loss", "train_acc", "val_acc", "val_balanced_acc", "val_auc", "lr",
+                   "train_seconds", "images_per_s"}
+PREDICTION_COLUMNS = ["path", "subject_id", "modality", "age", "gender", "prob_male", "pred", "status"]
+
+
+@pytest.fixture(scope="module")
+def manifests(tmp_path_factory):
+    return make_manifests(tmp_path_factory.mktemp("data"))
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, ["train", *args], catch_exceptions=True)
+
+
+def train_args(manifests, out, tag, arch, *extra: str) -> list[str]:
+    train, val = manifests
+    return ["--tag", tag, "--arch", arch, "--train", str(train), "--val", str(val), "--out", str(out),
+            "--epochs", "1", "--batch-size", "4", "--image-size", "32", "--pretrained", "none", "--workers", "0",
+            "--cache", "memory", *extra]
+
+
+@pytest.mark.parametrize("arch, tag, extra", [
+    ("umcc", f"{TINY}_F1_Af_Lf_Z0", []),
+    ("mag", f"{TINY}_F0_An_Lb_Z0_gating=hard", []),
+    ("classifier", f"{TINY}_F0_Ar_Lw_Z1", ["--epochs", "2", "--unfreeze-after", "1"]),
+    ("simple_cnn", "simple_cnn_F0_An_Lb_Z0", []),
+    ("resnet50_head", f"{TINY}_F0_Af_Lb_Z3", []),
+    ("multitask", f"{TINY}_F0_Am_Lb_Z0", []),
+])
+def test_every_architecture_trains_end_to_end(manifests, tmp_path, arch, tag, extra):
+    out = tmp_path / "run"
+    result = invoke(*train_args(manifests, out, tag, arch), *extra)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    for name in ("config.yaml", "history.csv", "training_curves.png", "best.pt", "last.pt", "val_predictions.csv", "train.log"):
+        assert (out / name).is_file(), name
+    history = pd.read_csv(out / "history.csv")
+    assert len(history) == (2 if extra else 1) and HISTORY_COLUMNS <= set(history.columns)
+    if arch == "mag":
+        assert "train_loss_modality" in history.columns
+    if arch == "multitask":
+        assert "train_loss_age" in history.columns
+    if arch == "classifier":  # Z1 freezes the backbone; --unfreeze-after 1 trains everything from epoch 2
+        log = (out / "train.log").read_text()
+        assert "epoch 2: all layers unfrozen (--unfreeze-after 1)" in log
+    predictions = pd.read_csv(out / "val_predictions.csv")
+    assert list(predictions.columns) == PREDICTION_COLUMNS and len(predictions) == 7
+    assert predictions["prob_male"].between(0, 1).all() and set(predictions["status"]) == {"ok"}
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["arch"] == arch and saved["tag"] == tag and saved["optimizer"] == "adamw" and saved["lr"] == 1e-4
+    if arch == "umcc":
+        assert_best_checkpoint_reproduces_val_predictions(out, tag)
+
+
+def assert_best_checkpoint_reproduces_val_predictions(out, tag):
+    """best.pt through load_checkpoint + the eval transform gives the probabilities training saved."""
+    from unifiedgender.checkpoint import load_checkpoint
+    from unifiedgender.data.images import load_image
+    from unifiedgender.data.manifest import MODALITIES
+    from unifiedgender.data.transforms import build_eval_transform
+
+    model, info = load_checkpoint(out / "best.pt")
+    assert info["tag"] == tag and list(info["data_config"]["input_size"]) == [3, 32, 32]
+    predictions = pd.read_csv(out / "val_predictions.csv")
+    transform = build_eval_transform(info["data_config"])
+    images = torch.stack([transform(load_image(p)) for p in predictions["path"]])
+    modality = torch.tensor([MODALITIES.index(m) for m in predictions["modality"]])
+    with torch.no_grad():
+        probs = torch.sigmoid(model(images, modality)["logit"]).numpy()
+    assert np.allclose(probs, predictions["prob_male"], atol=1e-4)
+
+
+def test_existing_run_folder_is_refused_unless_overwrite(manifests, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "history.csv").write_text("old")
+    result = invoke(*train_args(manifests, out, "simple_cnn_F0_An_Lb_Z0", "simple_cnn"))
+    assert isinstance(result.exception, UserError) and "already exists; pass --overwrite" in str(result.exception)
+    assert (out / "history.csv").read_text() == "old"
+    result = invoke(*train_args(manifests, out, "simple_cnn_F0_An_Lb_Z0", "simple_cnn"), "--overwrite")
+    assert result.exit_code == 0 and (out / "history.csv").read_text() != "old"
+
+
+def test_config_file_then_flags_and_early_stopping(manifests, tmp_path):
+    train, val = manifests
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({"tag": "simple_cnn_F0_An_Lb_Z0", "arch": "simple_cnn", "train": str(train),
+                                      "val": str(val), "epochs": 4, "batch-size": 8, "lr": 1e-12, "image_size": 24,
+                                      "early_stop_patience": 1, "scheduler": "plateau", "cache": "memory",
+                                      "workers": 0}))
+    out = tmp_path / "run"
+    result = invoke("--config", str(config), "--batch-size", "4", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["batch_size"] == 4 and saved["epochs"] == 4 and saved["scheduler"] == "plateau"
+    assert len(pd.read_csv(out / "history.csv")) == 2  # lr ~ 0: no improvement after epoch 1, patience 1
+    assert "early stopping" in (out / "train.log").read_text()
+
+
+def test_corrupt_image_is_skipped_and_reported(tmp_path):
+    train, val = make_manifests(tmp_path / "data")
+    df = pd.read_csv(train)
+    (tmp_path / "data" / df.at[0, "path"]).write_bytes(b"not an image")
+    out = tmp_path / "run"
+    result = invoke(*train_args((train, val), out, "simple_cnn_F0_An_Lb_Z0", "simple_cnn"))
+    assert result.exit_code == 0, result.output
+    skipped = pd.read_csv(out / "skipped_images.csv")
+    assert len(skipped) == 1 and skipped.at[0, "path"].endswith("train_0.png")
+    assert "not an image" in skipped.at[0, "status"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--arch", "cnn"], "unknown arch 'cnn'"),
+    (["--optimizer", "lion"], "unknown optimizer 'lion'"),
+    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--tag", "resnet18_F9_Af_Lb_Z0"], "unknown F code 'F9'"),
+])
+def test_bad_settings_are_refused_with_one_line(manifests, tmp_path, args, message):
+    base = train_args(manifests, tmp_path / "run", "simple_cnn_F0_An_Lb_Z0", "simple_cnn")
+    for flag, value in zip(args[::2], args[1::2]):
+        if flag in base:
+            base[base.index(flag) + 1] = value
+        else:
+            base += [flag, value]
+    result = invoke(*base)
+    assert isinstance(result.exception, UserError) and message in str(result.exception)
+
+
+def test_missing_settings_named(tmp_path):
+    with pytest.raises(UserError, match="missing --tag"):
+        from unifiedgender.training.config import resolve_config
+
+        resolve_config(None, {"arch": "umcc"})
+    config = tmp_path / "bad.yaml"
+    config.write_text("epochz: 3\n")
+    result = invoke("--config", str(config))
+    assert isinstance(result.exception, UserError) and "unknown setting 'epochz'" in str(result.exception)

@@ -1,0 +1,1 @@
+"""Training: losses, augmentation presets, the loop, callbacks, run configuration and the trainer."""

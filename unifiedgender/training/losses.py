@@ -1,0 +1,134 @@
+"""Losses: heads return logits, losses live here.
+
+`build_criterion` turns the tag's L code (b = BCE, f = focal, w = weighted BCE) into a `TrainingLoss` that
+also adds MAG's modality term (lambda * CE(gate_logits, modality)) and the multitask age term when the
+model outputs them. All label tensors may be soft (mixup/cutmix): see `mixed_loss`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from unifiedgender.errors import UserError
+
+LOSS_CODES = {"b": "bce", "f": "focal", "w": "weighted_bce"}
+
+IGNORE = -100
+
+
+def adience_edges() -> tuple[float, ...]:
+    """Boundaries between the Adience age buckets (midpoints of the gaps), matching models.multitask.age_to_bucket."""
+    from unifiedgender.models.multitask import ADIENCE_AGE_BUCKETS
+
+    return tuple((hi + lo) / 2 for (_, hi), (lo, _) in zip(ADIENCE_AGE_BUCKETS, ADIENCE_AGE_BUCKETS[1:]))
+
+
+def focal_loss(logit: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, alpha: float | None = None) -> torch.Tensor:
+    """Mean binary focal loss (Lin et al. 2017); `alpha` weights the male (label 1) class, None = unweighted.
+
+    With gamma = 0 and alpha None it equals binary cross-entropy.
+    """
+    ce = F.binary_cross_entropy_with_logits(logit, target, reduction="none")
+    prob = torch.sigmoid(logit)
+    p_t = prob * target + (1 - prob) * (1 - target)
+    loss = ce * (1 - p_t).pow(gamma) if gamma else ce
+    if alpha is not None:
+        loss = (alpha * target + (1 - alpha) * (1 - target)) * loss
+    return loss.mean()
+
+
+def pos_weight_from_labels(labels: torch.Tensor | list[int]) -> float:
+    """n_female / n_male: the BCE pos_weight that balances the two classes."""
+    labels = torch.as_tensor(labels)
+    n_pos = int((labels == 1).sum())
+    n_neg = int((labels == 0).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise UserError("weighted BCE (Lw) needs both genders in the training manifest; use Lb or add images")
+    return n_neg / n_pos
+
+
+@dataclass
+class TrainingLoss:
+    """Gender loss + optional MAG modality term + optional multitask age term, on the model's output dict."""
+
+    kind: str = "bce"
+    pos_weight: float | None = None
+    gamma: float = 2.0
+    alpha: float | None = None
+    modality_lambda: float = 0.3
+    age_weight: float = 1.0
+    age_edges: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.age_edges:
+            self.age_edges = adience_edges()
+        if self.kind not in LOSS_CODES.values():
+            raise UserError(f"unknown loss '{self.kind}'; use one of {', '.join(LOSS_CODES.values())}")
+
+    def gender(self, logit: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        logit, label = logit.float(), label.float()
+        if self.kind == "focal":
+            return focal_loss(logit, label, self.gamma, self.alpha)
+        if self.kind == "weighted_bce":
+            weight = torch.tensor(self.pos_weight if self.pos_weight is not None else 1.0, device=logit.device)
+            return F.binary_cross_entropy_with_logits(logit, label, pos_weight=weight)
+        return F.binary_cross_entropy_with_logits(logit, label)
+
+    def modality(self, gate_logits: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:
+        """CE between MAG's gate (hand=0, face=1) and the true modality; other modalities are ignored."""
+        target = torch.where(modality < gate_logits.shape[1], modality, torch.full_like(modality, IGNORE))
+        if bool((target == IGNORE).all()):
+            return gate_logits.sum() * 0.0
+        return F.cross_entropy(gate_logits.float(), target, ignore_index=IGNORE)
+
+    def age(self, age_logits: torch.Tensor, age: torch.Tensor) -> torch.Tensor:
+        """CE over age buckets (K > 1) or L1 regression in years (K == 1); unknown ages (NaN) are ignored."""
+        known = ~torch.isnan(age)
+        if not bool(known.any()):
+            return age_logits.sum() * 0.0
+        if age_logits.shape[1] == 1:
+            return F.l1_loss(age_logits[known, 0].float(), age[known].float())
+        edges = torch.tensor(self.age_edges, device=age.device, dtype=age.dtype)
+        bucket = torch.bucketize(torch.nan_to_num(age), edges).clamp_max(age_logits.shape[1] - 1)
+        bucket = torch.where(known, bucket, torch.full_like(bucket, IGNORE))
+        return F.cross_entropy(age_logits.float(), bucket, ignore_index=IGNORE)
+
+    def __call__(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """(total loss, {part: value}) for one batch."""
+        parts = {"gender": self.gender(out["logit"], batch["label"])}
+        if "gate_logits" in out and self.modality_lambda:
+            parts["modality"] = self.modality_lambda * self.modality(out["gate_logits"], batch["modality"])
+        if "age_logits" in out and self.age_weight:
+            parts["age"] = self.age_weight * self.age(out["age_logits"], batch["age"])
+        total = sum(parts.values())
+        return total, {k: float(v.detach()) for k, v in parts.items()}
+
+
+def mixed_loss(
+    criterion: TrainingLoss, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
+    perm: torch.Tensor | None, lam: float,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The mixup/cutmix criterion: lam * L(targets) + (1 - lam) * L(targets[perm]); plain L when perm is None."""
+    loss, parts = criterion(out, batch)
+    if perm is None:
+        return loss, parts
+    shuffled = {k: v[perm] for k, v in batch.items() if k in ("label", "modality", "age")}
+    loss2, parts2 = criterion(out, {**batch, **shuffled})
+    return lam * loss + (1 - lam) * loss2, {k: lam * v + (1 - lam) * parts2[k] for k, v in parts.items()}
+
+
+def build_criterion(
+    loss_code: str, train_labels: list[int] | torch.Tensor, *, gamma: float = 2.0, alpha: float | None = None,
+    pos_weight: float | None = None, modality_lambda: float = 0.3, age_weight: float = 1.0,
+) -> TrainingLoss:
+    """The criterion for a tag's L code; weighted BCE takes pos_weight from the class frequencies unless given."""
+    if loss_code not in LOSS_CODES:
+        raise UserError(f"unknown loss code 'L{loss_code}'; use one of {', '.join('L' + c for c in LOSS_CODES)}")
+    kind = LOSS_CODES[loss_code]
+    if kind == "weighted_bce" and pos_weight is None:
+        pos_weight = pos_weight_from_labels(train_labels)
+    return TrainingLoss(kind, pos_weight, gamma, alpha, modality_lambda, age_weight)
+

@@ -1,0 +1,72 @@
+"""Progress output for rank 0: a rich bar (loss, images/s, ETA) on a TTY, plain log lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+
+class Reporter:
+    """Epoch progress and log lines; also appends every log line to the run's train.log."""
+
+    def __init__(self, enabled: bool = True, stream: TextIO | None = None, tty: bool | None = None,
+                 log_every_steps: int = 0) -> None:
+        self.enabled = enabled
+        self.stream = stream or sys.stdout
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.log_every_steps = log_every_steps
+        self.log_file: Path | None = None
+        self._progress = None
+        self._task = None
+        self._epoch_label = ""
+
+    def log(self, message: str) -> None:
+        if not self.enabled:
+            return
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
+        if self._progress is not None:
+            self._progress.console.print(line, highlight=False)
+        else:
+            print(line, file=self.stream, flush=True)
+        if self.log_file is not None:
+            with open(self.log_file, "a") as handle:
+                handle.write(line + "\n")
+
+    def start_epoch(self, epoch: int, epochs: int, steps: int, done: int = 0) -> None:
+        self._epoch_label = f"epoch {epoch + 1}/{epochs}"
+        if not (self.enabled and self.tty):
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:.0f} img/s"),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=Console(file=self.stream, force_terminal=True), transient=True,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task(self._epoch_label, total=steps, completed=done, loss=float("nan"), rate=0.0)
+
+    def step(self, step: int, steps: int, loss: float, images_per_s: float) -> None:
+        if not self.enabled:
+            return
+        if self._progress is not None:
+            self._progress.update(self._task, completed=step, loss=loss, rate=images_per_s)
+        elif self.log_every_steps and (step % self.log_every_steps == 0 or step == steps):
+            self.log(f"{self._epoch_label} step {step}/{steps} loss {loss:.4f} {images_per_s:.1f} img/s")
+
+    def end_epoch(self, metrics: dict[str, float]) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+        keys = ("train_loss", "val_loss", "val_acc", "val_balanced_acc", "val_auc", "lr", "images_per_s")
+        text = " ".join(f"{k} {metrics[k]:.4g}" for k in keys if k in metrics)
+        self.log(f"{self._epoch_label} {text}")
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

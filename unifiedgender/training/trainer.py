@@ -1,0 +1,403 @@
+"""Wire a run together: manifests -> decoded caches -> model, loss, optimiser -> epochs -> run folder.
+
+Run folder (rank 0 writes, nothing else does): config.yaml, train.log, history.csv, training_curves.png,
+best.pt (best validation balanced accuracy), last.pt (full training state, rewritten atomically every
+epoch and every --save-every-steps steps), val_predictions.csv (the best model's validation predictions),
+skipped_images.csv (unreadable images, when any).
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from unifiedgender.data.cache import DecodedImages, Geometry, build_cache
+from unifiedgender.data.dataset import CachedBatches, make_loader
+from unifiedgender.data.manifest import DEMOGRAPHIC_COLUMNS, MODALITIES, gender_to_label, read_manifest
+from unifiedgender.errors import UserError
+from unifiedgender.fileio import atomic_path, atomic_write
+from unifiedgender.runtime import Runtime
+from unifiedgender.training import callbacks as cb
+from unifiedgender.training.augment import DeviceAugment, Normalize, preset_name
+from unifiedgender.training.config import TrainConfig
+from unifiedgender.training.loop import EpochProgress, binary_metrics, evaluate, train_one_epoch
+from unifiedgender.training.losses import build_criterion
+from unifiedgender.training.progress import Reporter
+
+LAST, BEST = "last.pt", "best.pt"
+TRAIN_STATE_FORMAT = "ugn-train-state/1"
+LOSS_EXTRAS = {"gamma": "focal_gamma", "alpha": "focal_alpha"}  # other tag extras are model options
+
+
+def create_sized_model(arch: str, backbone: str | None, *, pretrained: str, flag: bool = False,
+                       image_size: int | None = None, **kwargs: Any) -> torch.nn.Module:
+    """create_model with an optional square input size: architectures whose layers depend on it (simple_cnn)
+    take it as an option, the others get it in their data config (which the checkpoint stores)."""
+    from unifiedgender.models import create_model, get_arch
+
+    sized = bool(image_size) and "image_size" in get_arch(arch).kwarg_names()
+    if sized:
+        kwargs["image_size"] = image_size
+    model = create_model(arch, backbone, pretrained=pretrained, flag=flag, **kwargs)
+    if image_size and not sized:
+        channels = model.data_config["input_size"][0]
+        model.data_config = {**model.data_config, "input_size": [channels, image_size, image_size]}
+    return model
+
+
+def prepare_run_dir(config: TrainConfig, overwrite: bool, runtime: Runtime) -> Path:
+    """Create the run folder; an existing non-empty one is refused unless --overwrite (then it is emptied)."""
+    out = Path(config.out)
+    if runtime.is_main_process:
+        if out.exists() and any(out.iterdir()):
+            if not overwrite:
+                raise UserError(f"run folder {out} already exists; pass --overwrite, choose another --out, or --resume {out}")
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
+    runtime.barrier()
+    return out
+
+
+class Trainer:
+    """One training run; `fit()` returns the final metrics summary."""
+
+    def __init__(self, config: TrainConfig, runtime: Runtime, reporter: Reporter | None = None,
+                 resume_state: dict[str, Any] | None = None) -> None:
+        from unifiedgender.tags import RunTag
+
+        self.config, self.runtime = config, runtime
+        self.out_dir = Path(config.out)
+        self.reporter = reporter or Reporter(enabled=runtime.is_main_process)
+        if runtime.is_main_process:
+            self.reporter.log_file = self.out_dir / "train.log"
+        self.tag = RunTag.parse(config.tag)
+        self._apply_tag_extras()
+        if config.seed is None:
+            config.seed = self.tag.seed if self.tag.seed is not None else 42
+        self.should_stop = False
+        self.resume_state = resume_state
+        self.log(f"run {self.tag} arch={config.arch} -> {self.out_dir} ({runtime.describe()})")
+        _seed_everything(config.seed)
+        self._build_model()
+        self._build_data()
+        self._build_optimisation()
+        self._build_callbacks()
+
+    # ----------------------------------------------------------------- setup
+    def log(self, message: str) -> None:
+        self.reporter.log(message)
+
+    def _apply_tag_extras(self) -> None:
+        """Tag extras gamma= and alpha= set the focal-loss options when the config leaves them at defaults."""
+        defaults = TrainConfig()
+        for key, name in LOSS_EXTRAS.items():
+            value = self.tag.extra(key)
+            if value is not None and getattr(self.config, name) == getattr(defaults, name):
+                setattr(self.config, name, float(value))
+
+    def _build_model(self) -> None:
+        from unifiedgender.models import apply_freezing
+
+        cfg = self.config
+        kwargs: dict[str, Any] = {k: _number(v) for k, v in self.tag.extras if k not in LOSS_EXTRAS}
+        model = create_sized_model(cfg.arch, self.tag.backbone, pretrained=cfg.weights or cfg.pretrained,
+                                   flag=self.tag.flag_on, image_size=cfg.image_size, **kwargs)
+        data_config = model.data_config
+        apply_freezing(model, self.tag.freeze)
+        self.data_config = data_config
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in model.parameters())
+        self.log(f"model {cfg.arch}/{self.tag.backbone}: {trainable:,} of {total:,} parameters trainable ({self.tag.freeze})")
+        self.model = self.runtime.prepare_model(model)
+
+    def _decode(self, name: str, paths: list[str]) -> DecodedImages:
+        """Rank 0 decodes first (disk caches are shared through the cache folder); the others then load it."""
+        cfg, rt = self.config, self.runtime
+        mode = "disk" if rt.distributed and cfg.cache == "auto" else cfg.cache
+        geometry = Geometry.from_data_config(self.data_config)
+        if rt.is_main_process:
+            decoded = build_cache(paths, geometry, mode=mode, cache_dir=cfg.cache_dir, workers=max(cfg.workers, 1))
+        rt.barrier()
+        if not rt.is_main_process:
+            decoded = build_cache(paths, geometry, mode=mode, cache_dir=cfg.cache_dir, workers=max(cfg.workers, 1))
+        self.log(f"{name}: {len(paths)} images decoded at {geometry.height}x{geometry.width}"
+                 + (f" (cached in {decoded.path})" if decoded.path else " (in memory)"))
+        return decoded
+
+    def _build_data(self) -> None:
+        cfg, rt = self.config, self.runtime
+        self.train_df = read_manifest(cfg.train)
+        self.val_df = read_manifest(cfg.val)
+        self.train_cache = self._decode("train", list(self.train_df["path"]))
+        self.val_cache = self._decode("val", list(self.val_df["path"]))
+        self._report_skipped()
+        train_ok = np.flatnonzero(self.train_cache.ok)
+        self.val_ok = np.flatnonzero(self.val_cache.ok)
+        if len(train_ok) == 0 or len(self.val_ok) == 0:
+            raise UserError(f"no readable images in {cfg.train if len(train_ok) == 0 else cfg.val}; see skipped_images.csv")
+        self.train_labels = gender_to_label(self.train_df["gender"]).to_numpy()
+        self.val_labels = gender_to_label(self.val_df["gender"]).to_numpy()
+        train_set = CachedBatches(self.train_cache.images, self.train_labels, _modality_index(self.train_df),
+                                  _ages(self.train_df), train_ok)
+        val_set = CachedBatches(self.val_cache.images, self.val_labels, _modality_index(self.val_df),
+                                _ages(self.val_df), self.val_ok)
+        common = dict(seed=cfg.seed, rank=rt.rank, world_size=rt.world_size, workers=cfg.workers, pin_memory=rt.pin_memory)
+        self.train_loader, self.train_sampler = make_loader(train_set, cfg.batch_size, shuffle=True, drop_last=True, **common)
+        self.val_loader, _ = make_loader(val_set, cfg.batch_size, shuffle=False, **common)
+        module = rt.unwrap(self.model)
+        mean, std = self.data_config["mean"], self.data_config["std"]
+        self.normalize = Normalize(mean, std, self.data_config["input_size"][0], rt.device, rt.memory_format)
+        self.augment = DeviceAugment(preset_name(self.tag.augment[1:]), self.normalize, seed=cfg.seed * 1000 + rt.rank)
+        self.criterion = build_criterion(
+            self.tag.loss[1:], self.train_labels[train_ok], gamma=cfg.focal_gamma, alpha=cfg.focal_alpha,
+            pos_weight=cfg.pos_weight, modality_lambda=_pick(cfg.modality_lambda, module, "modality_loss_weight", 0.3),
+            age_weight=_pick(cfg.age_weight, module, "age_loss_weight", 1.0))
+
+    def _report_skipped(self) -> None:
+        rows = [(df.at[i, "path"], reason) for df, cache in ((self.train_df, self.train_cache), (self.val_df, self.val_cache))
+                for i, reason in cache.failures.items()]
+        if not rows:
+            return
+        self.log(f"skipped {len(rows)} unreadable image(s); reasons in skipped_images.csv (first: {rows[0][0]}: {rows[0][1]})")
+        if self.runtime.is_main_process:
+            import pandas as pd
+
+            with atomic_write(self.out_dir / "skipped_images.csv", newline="") as handle:
+                pd.DataFrame(rows, columns=["path", "status"]).to_csv(handle, index=False)
+
+    def _build_optimisation(self) -> None:
+        cfg = self.config
+        params = list(self.runtime.unwrap(self.model).parameters())  # frozen ones get no grad and are skipped
+        if cfg.optimizer == "adamw":
+            self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        elif cfg.optimizer == "adam":
+            self.optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        else:
+            self.optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.epochs)
+                          if cfg.scheduler == "cosine" else None)
+        self.scaler = self.runtime.grad_scaler()
+
+    def _build_callbacks(self) -> None:
+        cfg = self.config
+        self.history = cb.History(self.out_dir / "history.csv")
+        self.callbacks: list[cb.Callback] = [self.history, cb.CurvePlot(self.history, self.out_dir / "training_curves.png"),
+                                             cb.BestCheckpoint("val_balanced_acc")]
+        if cfg.scheduler == "plateau":
+            self.callbacks.append(cb.ReduceLROnPlateau(self.optimizer, "val_loss", "min", cfg.plateau_factor, cfg.plateau_patience))
+        if cfg.early_stop_patience > 0:
+            mode = "min" if cfg.early_stop_metric.endswith("loss") else "max"
+            self.callbacks.append(cb.EarlyStopping(cfg.early_stop_metric, mode, cfg.early_stop_patience))
+
+    # ----------------------------------------------------------------- checkpoints
+    def _checkpoint(self, metrics: dict[str, float], resume: dict[str, Any] | None = None) -> dict[str, Any]:
+        from unifiedgender.checkpoint import checkpoint_payload
+
+        return checkpoint_payload(self.model, tag=self.tag, config=self.config.to_dict(), metrics=metrics, resume=resume)
+
+    def _emit_saved(self, path: Path, kind: str) -> None:
+        for callback in self.callbacks:
+            callback.on_model_saved(self, path, kind)
+
+    def save_best(self, epoch: int, metrics: dict[str, float]) -> None:
+        """best.pt and the matching val_predictions.csv (rank 0)."""
+        if self.runtime.is_main_process:
+            with atomic_path(self.out_dir / BEST) as tmp:
+                torch.save(self._checkpoint({"epoch": epoch, **metrics}), tmp)
+            self._write_val_predictions()
+            self._emit_saved(self.out_dir / BEST, "best")
+
+    def save_last(self, epoch: int, progress: EpochProgress | None, metrics: dict[str, float]) -> None:
+        """last.pt with the full training state; `epoch` is the epoch to continue (with `progress` mid-epoch)."""
+        rng = self.runtime.all_gather_object(_rng_state(self.augment))
+        if not self.runtime.is_main_process:
+            return
+        payload = self._checkpoint(metrics, resume={
+            "format": TRAIN_STATE_FORMAT, "epoch": epoch, "progress": progress.state_dict() if progress else None,
+            "stopped": self.should_stop, "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None, "scaler": self.scaler.state_dict(),
+            "callbacks": [c.state_dict() for c in self.callbacks], "rng": rng, "world_size": self.runtime.world_size,
+        })
+        with atomic_path(self.out_dir / LAST) as tmp:
+            torch.save(payload, tmp)
+        self._emit_saved(self.out_dir / LAST, "last")
+
+    def _restore(self, state: dict[str, Any]) -> tuple[int, EpochProgress | None]:
+        from unifiedgender.models.weights import load_strict
+
+        ts = state.get("resume") or {}
+        if ts.get("format") != TRAIN_STATE_FORMAT:
+            raise UserError(f"{self.out_dir / LAST}: not a ugn training state; cannot resume from it")
+        if ts["world_size"] != self.runtime.world_size:
+            raise UserError(f"{self.out_dir / LAST} was written by {ts['world_size']} process(es); resume with the same number")
+        load_strict(self.runtime.unwrap(self.model), state["state_dict"], str(self.out_dir / LAST))
+        self._set_trainable_for_epoch(ts["epoch"])
+        self.optimizer.load_state_dict(ts["optimizer"])
+        if self.scheduler and ts["scheduler"]:
+            self.scheduler.load_state_dict(ts["scheduler"])
+            self.scheduler.T_max = self.config.epochs  # --epochs given again on resume stretches the schedule
+        self.scaler.load_state_dict(ts["scaler"])
+        for callback, cstate in zip(self.callbacks, ts["callbacks"]):
+            callback.load_state_dict(cstate)
+        _set_rng_state(ts["rng"][self.runtime.rank], self.augment)
+        self.should_stop = bool(ts["stopped"])
+        progress = EpochProgress(**ts["progress"]) if ts["progress"] else None
+        return int(ts["epoch"]), progress
+
+    # ----------------------------------------------------------------- freezing schedule
+    def _set_trainable_for_epoch(self, epoch: int) -> None:
+        """--unfreeze-after N: from epoch N on, every parameter trains (DDP is rebuilt to include them)."""
+        after = self.config.unfreeze_after
+        if after is None or epoch < after:
+            return
+        module = self.runtime.unwrap(self.model)
+        if all(p.requires_grad for p in module.parameters()):
+            return
+        for p in module.parameters():
+            p.requires_grad_(True)
+        self.model = self.runtime.wrap(module)
+        self.log(f"epoch {epoch + 1}: all layers unfrozen (--unfreeze-after {after})")
+
+    # ----------------------------------------------------------------- the run
+    def _write_val_predictions(self) -> None:
+        import pandas as pd
+
+        df = self.val_df
+        probs = np.full(len(df), np.nan)
+        probs[self._last_eval.indices] = self._last_eval.probs
+        table = pd.DataFrame({"path": df["path"], "subject_id": df["subject_id"], "modality": df["modality"]})
+        for column in DEMOGRAPHIC_COLUMNS:
+            if column in df.columns:
+                table[column] = df[column]
+        table["gender"] = df["gender"]
+        table["prob_male"] = probs
+        table["pred"] = np.where(np.isnan(probs), "", np.where(probs >= 0.5, "male", "female"))
+        table["status"] = self.val_cache.status
+        with atomic_write(self.out_dir / "val_predictions.csv", newline="") as handle:
+            table.to_csv(handle, index=False)
+
+    def fit(self) -> dict[str, float]:
+        cfg, rt = self.config, self.runtime
+        start_epoch, progress = 0, None
+        if self.resume_state is not None:
+            start_epoch, progress = self._restore(self.resume_state)
+            self.resume_state = None
+            where = f" step {progress.step}" if progress else ""
+            self.log(f"resumed at epoch {start_epoch + 1}{where}")
+        if rt.is_main_process:
+            cfg.write(self.out_dir / "config.yaml")
+        metrics: dict[str, float] = {}
+        epoch = start_epoch
+        while epoch < cfg.epochs and not self.should_stop:
+            self._set_trainable_for_epoch(epoch)
+            self.train_sampler.set_epoch(epoch)
+            lr = self.optimizer.param_groups[0]["lr"]
+            n_steps = len(self.train_loader)
+            self.reporter.start_epoch(epoch, cfg.epochs, n_steps, progress.step if progress else 0)
+            stats = train_one_epoch(self.model, self.train_loader, self.augment, self.criterion, self.optimizer,
+                                    self.scaler, rt, progress=progress or EpochProgress(),
+                                    on_step=lambda p, n, e=epoch: self._on_step(e, p, n), grad_clip=cfg.grad_clip)
+            progress = None
+            self._last_eval = evaluate(self.model, self.val_loader, self.normalize, self.criterion, rt, len(self.val_ok))
+            val = binary_metrics(self.val_labels[self._last_eval.indices], self._last_eval.probs)
+            metrics = {**stats, "val_loss": self._last_eval.loss, **{f"val_{k}": v for k, v in val.items()}, "lr": lr}
+            self.reporter.end_epoch(metrics)
+            for callback in self.callbacks:
+                callback.on_epoch_end(self, epoch, metrics)
+            if self.scheduler is not None:
+                self.scheduler.step()
+            epoch += 1
+            self.save_last(epoch, None, metrics)
+        self.reporter.close()
+        if rt.distributed:
+            agree = rt.replicas_in_sync(self.model)
+            self.log(f"replicas in sync across {rt.world_size} ranks: {'yes' if agree else 'NO'}")
+            if not agree:
+                raise RuntimeError("DDP replicas diverged: the ranks hold different weights")
+        best = next(c for c in self.callbacks if isinstance(c, cb.BestCheckpoint)).best
+        self.log(f"done: best val_balanced_acc {best:.4f}; run folder {self.out_dir}")
+        return metrics
+
+    def _on_step(self, epoch: int, progress: EpochProgress, n_steps: int) -> None:
+        seen, secs = progress.seen, progress.seconds
+        self.reporter.step(progress.step, n_steps, progress.loss_sum / max(seen, 1),
+                           seen * self.runtime.world_size / secs if secs > 0 else 0.0)
+        every = self.config.save_every_steps
+        if every and progress.step % every == 0 and progress.step < n_steps:
+            self.save_last(epoch, progress, {})
+
+
+def _modality_index(df) -> np.ndarray:
+    return df["modality"].map(MODALITIES.index).to_numpy()
+
+
+def _ages(df) -> np.ndarray:
+    import pandas as pd
+
+    if "age" not in df.columns:
+        return np.full(len(df), np.nan)
+    return pd.to_numeric(df["age"], errors="coerce").to_numpy(dtype=float)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rng_state(augment: DeviceAugment) -> dict[str, Any]:
+    """Every random generator the run uses (python, numpy, torch, augmentation), as checkpointable data."""
+    from unifiedgender.checkpoint import capture_rng_state
+
+    return {**capture_rng_state(), "augment": augment.state_dict()}
+
+
+def _set_rng_state(state: dict[str, Any], augment: DeviceAugment) -> None:
+    from unifiedgender.checkpoint import restore_rng_state
+
+    restore_rng_state(state)
+    augment.load_state_dict(state["augment"])
+
+
+def _pick(configured: float | None, module: Any, attribute: str, default: float) -> float:
+    """The configured loss weight, else the model's own (e.g. MAG's modality_loss_weight), else `default`."""
+    return float(configured) if configured is not None else float(getattr(module, attribute, default))
+
+
+def _number(text: str) -> Any:
+    """Tag extra values as int/float where they look like numbers ('0.5' -> 0.5), else the text."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def load_resume_state(run_dir: Path) -> dict[str, Any]:
+    """last.pt of a run folder, loaded safely (weights_only=True)."""
+    path = Path(run_dir) / LAST
+    if not path.is_file():
+        raise UserError(f"nothing to resume: {path} not found; start the run without --resume")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file
+        raise UserError(f"{path}: cannot read the training state ({exc}); start again with --overwrite") from exc
+
+
+def run_training(config: TrainConfig, runtime: Runtime, *, overwrite: bool = False, resume: bool = False,
+                 reporter: Reporter | None = None) -> dict[str, float]:
+    """The core of `ugn train`: prepare the folder (or load last.pt), build the Trainer, fit."""
+    state = None
+    if resume:
+        state = load_resume_state(Path(config.out))
+    else:
+        prepare_run_dir(config, overwrite, runtime)
+    trainer = Trainer(config, runtime, reporter, resume_state=state)
+    return trainer.fit()
+
