@@ -29,6 +29,9 @@ def predict(
     annotate: Optional[Path] = typer.Option(None, "--annotate", help="Folder for copies with label and confidence drawn on."),
     contact_sheet: Optional[Path] = typer.Option(None, "--contact-sheet", help="PNG grid of thumbnails with predictions."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+    engine: str = typer.Option(
+        "auto", "--engine", help="auto (onnxruntime on a CPU, PyTorch on a GPU), torch or onnxruntime."
+    ),
 ) -> None:
     """Predict every image; exit code 0 when all were read, 1 when any failed (see the status column), 2 on bad usage."""
     from unifiedgender.inference.run import run_predict
@@ -38,7 +41,7 @@ def predict(
         summary = run_predict(
             inputs, checkpoint, modality=modality, recursive=recursive, batch_size=batch_size, workers=workers,
             tta=tta, threshold=threshold, group_by=group_by, output=output, overwrite=overwrite, annotate=annotate,
-            contact_sheet=contact_sheet, device=device, on_start=reporter.start, on_record=reporter.record,
+            contact_sheet=contact_sheet, device=device, engine=engine, on_start=reporter.start, on_record=reporter.record,
         )
     finally:
         reporter.stop()
@@ -100,7 +103,7 @@ def _render_summary(summary: Any) -> None:
     from rich.text import Text
 
     console = Console(stderr=True)
-    table = Table(title=f"ugn predict · {summary.model}", show_header=False)
+    table = Table(title=f"ugn predict · {summary.model} · {summary.engine}", show_header=False)
     table.add_column(style="bold")
     table.add_column()
     table.add_row("images", str(summary.n_images))

@@ -8,6 +8,7 @@ JSON in the extra file `ugn.json`.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import warnings
@@ -89,10 +90,11 @@ def sample_inputs(data_config: dict[str, Any], batch: int = 2) -> tuple[torch.Te
     return image, torch.arange(batch, dtype=torch.long) % 2
 
 
-def export_onnx(model: torch.nn.Module, sample: tuple[torch.Tensor, torch.Tensor], path: Path, meta: dict) -> None:
-    """Trace to ONNX with a dynamic batch axis and write the metadata into the model file."""
+def trace_onnx(model: torch.nn.Module, sample: tuple[torch.Tensor, torch.Tensor]) -> Any:
+    """The ONNX graph (onnx.ModelProto) of a LogitModel: inputs image/modality with a dynamic batch axis."""
     import onnx
 
+    buffer = io.BytesIO()
     with warnings.catch_warnings():
         # The TorchScript-based exporter (dynamo=False) needs no onnxscript; its deprecation notices are noise here.
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -100,7 +102,7 @@ def export_onnx(model: torch.nn.Module, sample: tuple[torch.Tensor, torch.Tensor
         torch.onnx.export(
             model,
             sample,
-            str(path),
+            buffer,
             dynamo=False,
             input_names=["image", "modality"],
             output_names=["logit"],
@@ -108,21 +110,23 @@ def export_onnx(model: torch.nn.Module, sample: tuple[torch.Tensor, torch.Tensor
             opset_version=OPSET,
             do_constant_folding=True,
         )
-    proto = onnx.load(str(path))
+    proto = onnx.load_from_string(buffer.getvalue())
     if "modality" not in [i.name for i in proto.graph.input]:
-        _add_unused_modality_input(proto)
+        # The exporter drops an input the graph never reads (models not conditioned on modality); keep the API.
+        proto.graph.input.append(onnx.helper.make_tensor_value_info("modality", onnx.TensorProto.INT64, ["batch"]))
+    return proto
+
+
+def export_onnx(model: torch.nn.Module, sample: tuple[torch.Tensor, torch.Tensor], path: Path, meta: dict) -> None:
+    """Trace to ONNX and write it with the metadata (ugn.* keys) into `path`."""
+    import onnx
+
+    proto = trace_onnx(model, sample)
     for key, value in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = f"ugn.{key}", json.dumps(value) if not isinstance(value, str) else value
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
-
-
-def _add_unused_modality_input(proto: Any) -> None:
-    """The exporter drops an input the graph never reads (models not conditioned on modality); keep the API."""
-    import onnx
-
-    proto.graph.input.append(onnx.helper.make_tensor_value_info("modality", onnx.TensorProto.INT64, ["batch"]))
 
 
 def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -27,6 +27,8 @@ from unifiedgender.data.manifest import MODALITIES
 from unifiedgender.errors import UserError
 
 RECORD_FIELDS = ("path", "modality", "prob_male", "prob_female", "label", "confidence", "status")
+ENGINES = ("auto", "torch", "onnxruntime")
+ONNX_TOLERANCE = 1e-3  # max |logit difference| accepted when converting a PyTorch model for onnxruntime
 PREFETCH_BATCHES = 2  # batches decoded ahead of the model: bounds memory to about (1 + 2) batches of tensors
 
 
@@ -48,6 +50,8 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 class TorchBackend:
     """A PyTorch model in eval mode on one device: channels_last, inference_mode, autocast on CUDA."""
+
+    name = "torch"
 
     def __init__(self, model: torch.nn.Module, device: str | torch.device | None = None) -> None:
         self.device = resolve_device(device)
@@ -71,10 +75,44 @@ class TorchBackend:
 
 
 class OnnxBackend:
-    """An ONNX model from `ugn export` run with onnxruntime (inputs `image`, `modality`; output `logit`)."""
+    """An ONNX model run with onnxruntime (inputs `image`, `modality`; output `logit`): a file from
+    `ugn export`, or a PyTorch model converted in memory (on a CPU several times faster than eager PyTorch)."""
+
+    name = "onnxruntime"
 
     def __init__(self, session: Any) -> None:
         self.session = session
+        self.model: torch.nn.Module | None = None
+
+    @classmethod
+    def load(cls, model: str | os.PathLike[str] | bytes, device: torch.device) -> OnnxBackend:
+        """A session on the CPU (or CUDA where onnxruntime has it and `device` is a GPU)."""
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()  # the same knob as PyTorch's
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # leave cores to the decoders
+        providers = ["CPUExecutionProvider"]
+        if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        source = model if isinstance(model, bytes) else str(model)
+        return cls(ort.InferenceSession(source, options, providers=providers))
+
+    @classmethod
+    def from_torch(cls, model: torch.nn.Module, data_config: dict[str, Any]) -> OnnxBackend:
+        """Convert in memory and check the result against PyTorch on a sample batch (UserError if they differ)."""
+        from unifiedgender.inference.export import LogitModel, sample_inputs, trace_onnx
+
+        wrapped = LogitModel(model).eval()
+        sample = sample_inputs(data_config, batch=2)
+        backend = cls.load(trace_onnx(wrapped, sample).SerializeToString(), torch.device("cpu"))
+        with torch.inference_mode():
+            want = wrapped(*sample).numpy()
+        diff = float(np.max(np.abs(backend.logits(*sample) - want)))
+        if not diff <= ONNX_TOLERANCE:
+            raise UserError(f"onnxruntime output differs from PyTorch by {diff:.2g} (> {ONNX_TOLERANCE}); use --engine torch")
+        backend.model = model  # the source module (its .spec describes the model), as on TorchBackend
+        return backend
 
     def logits(self, images: torch.Tensor, modality: torch.Tensor) -> np.ndarray:
         feeds = {"image": images.numpy().astype(np.float32, copy=False), "modality": modality.numpy()}
@@ -140,6 +178,7 @@ class Predictor:
         if workers is not None and workers < 1:
             raise UserError(f"workers {workers} must be >= 1")
         self.backend = backend
+        self.engine = getattr(backend, "name", type(backend).__name__)
         self.data_config = dict(data_config)
         self.transform = build_eval_transform(self.data_config)
         self.mode = "L" if int(self.data_config["input_size"][0]) == 1 else "RGB"
@@ -183,28 +222,45 @@ class Predictor:
         modalities: Sequence[str] = MODALITIES,
         tag: str = "",
         device: str | torch.device | None = None,
+        engine: str = "auto",
         **options: Any,
     ) -> Predictor:
-        """Wrap an in-memory model (`model(images, modality) -> {"logit"}`); data_config defaults to its own."""
+        """Wrap an in-memory model (`model(images, modality) -> {"logit"}`); data_config defaults to its own.
+
+        engine: "torch" (eager PyTorch), "onnxruntime" (converted in memory, CPU), or "auto": onnxruntime on a
+        CPU when the conversion succeeds and matches PyTorch, else PyTorch (always PyTorch on a GPU).
+        """
+        if engine not in ENGINES:
+            raise UserError(f"unknown engine '{engine}'; use one of {', '.join(ENGINES)}")
         config = data_config if data_config is not None else getattr(model, "data_config", None)
         if config is None:
             raise UserError("the model has no data_config; pass the preprocessing (input_size, mean, std, ...)")
-        return cls(TorchBackend(model, device), config, modalities=modalities, tag=tag, **options)
+        backend: Backend | None = None
+        on_cpu = resolve_device(device).type == "cpu"
+        if engine == "onnxruntime" or (engine == "auto" and on_cpu):
+            if not on_cpu:
+                raise UserError("--engine onnxruntime converts for the CPU; use --device cpu or --engine torch")
+            try:
+                backend = OnnxBackend.from_torch(model.cpu().eval(), dict(config))
+            except Exception:  # auto: any conversion failure falls back to PyTorch (explicit engine: re-raised)
+                if engine == "onnxruntime":
+                    raise
+        if backend is None:
+            backend = TorchBackend(model, device)
+        return cls(backend, config, modalities=modalities, tag=tag, **options)
 
     @classmethod
-    def from_onnx(cls, path: str | os.PathLike[str], device: str | torch.device | None = None, **options: Any) -> Predictor:
+    def from_onnx(
+        cls, path: str | os.PathLike[str], device: str | torch.device | None = None, engine: str = "auto", **options: Any
+    ) -> Predictor:
         """Load an ONNX model written by `ugn export`; the preprocessing comes from its metadata."""
         from unifiedgender.inference.export import read_onnx_metadata
 
-        import onnxruntime as ort
-
+        if engine == "torch":
+            raise UserError(f"{path}: an exported ONNX model runs with onnxruntime; use the .pt checkpoint for --engine torch")
         meta = read_onnx_metadata(path)
-        providers = ["CPUExecutionProvider"]
-        if resolve_device(device).type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
-        session = ort.InferenceSession(str(path), providers=providers)
         return cls(
-            OnnxBackend(session),
+            OnnxBackend.load(path, resolve_device(device)),
             meta["data_config"],
             modalities=meta["modalities"],
             tag=meta["tag"],

@@ -35,6 +35,7 @@ class PredictSummary:
     annotate_dir: Path | None = None
     contact_sheet: Path | None = None
     model: str = ""
+    engine: str = ""
 
     @property
     def n_failed(self) -> int:
@@ -67,6 +68,7 @@ def run_predict(
     annotate: str | os.PathLike[str] | None = None,
     contact_sheet: str | os.PathLike[str] | None = None,
     device: str | None = None,
+    engine: str = "auto",
     on_start: Callable[[int], None] | None = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
 ) -> PredictSummary:
@@ -90,11 +92,11 @@ def run_predict(
     images = collect_inputs(inputs, recursive=recursive, modality=modality)
     sheet = ContactSheet(contact_sheet, overwrite=overwrite) if contact_sheet else None
     predictor = Predictor.from_checkpoint(
-        checkpoint, device=device, batch_size=batch_size, workers=workers, tta=tta, threshold=threshold
+        checkpoint, device=device, engine=engine, batch_size=batch_size, workers=workers, tta=tta, threshold=threshold
     )
     annotator = Annotator(annotate, overwrite=overwrite) if annotate else None
     fields = RECORD_FIELDS + (("subject",) if grouper else ())
-    summary = PredictSummary(n_images=len(images), model=predictor.tag or Path(checkpoint).name)
+    summary = PredictSummary(n_images=len(images), model=predictor.tag or Path(checkpoint).name, engine=predictor.engine)
     if on_start is not None:
         on_start(len(images))
     started = time.perf_counter()
