@@ -124,3 +124,19 @@ def test_cap_manifest_refuses_a_non_manifest(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "has no subject_id/path column: is it a ugn manifest?" in result.stderr
     assert not (tmp_path / "y.csv").exists()
+
+
+def test_summarize_drops_plots_and_shifts_headings(tmp_path: Path) -> None:
+    (tmp_path / "report.md").write_text("# Evaluation report\n\n- Rows evaluated: 3\n\n## Metrics\n\n| a |\n|---|\n\n"
+                                        "![ROC](plots/roc.png)\n\n### By skin\n\n| b |\n")
+    result = subprocess.run([sys.executable, str(EXPERIMENTS / "summarize.py"), str(tmp_path), "--level", "1"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "- Rows evaluated: 3\n\n### Metrics\n\n| a |\n|---|\n\n#### By skin\n\n| b |\n"
+
+
+def test_summarize_names_a_folder_without_report(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, str(EXPERIMENTS / "summarize.py"), str(tmp_path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "report.md not found: is it a `ugn evaluate` report folder?" in result.stderr

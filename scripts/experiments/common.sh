@@ -82,5 +82,5 @@ train_eval() {
     --cache memory --early-stop-patience 0 --log-every-steps 50 "$@"
   timed "evaluate_$run" ugn evaluate "$EXP/$run/best.pt" --data "$test" \
     --threshold-from "$EXP/$run/val_predictions.csv" --seed "$SEED" --device "$DEVICE" \
-    --out "$EXP/$run/report" --registry "$EXP/registry.csv" --tag "$tag" --train-dataset "$NAME"
+    --out "$EXP/$run/report" --registry "$EXP/registry.csv" --tag "$tag"
 }
