@@ -4,6 +4,7 @@ stdlib manifest capper is deterministic and caps as documented."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -140,3 +141,18 @@ def test_summarize_names_a_folder_without_report(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "report.md not found: is it a `ugn evaluate` report folder?" in result.stderr
+
+
+def test_summarize_rows_from_report_json(tmp_path: Path) -> None:
+    folder = tmp_path / "hands" / "lite0" / "report_hand"
+    folder.mkdir(parents=True)
+    (folder / "report.md").write_text("# Evaluation report\n")
+    level = {"n": 10, "metrics": {"balanced_accuracy": 0.75, "roc_auc": None},
+             "ci": {"balanced_accuracy": [0.6, 0.9]}, "baseline": {"accuracy": 0.7, "balanced_accuracy": 0.5}}
+    (folder / "report.json").write_text(json.dumps({"image_level": level, "subject_level": {**level, "n": 4},
+                                                    "threshold": {"value": 0.4, "method": "youden"}}))
+    result = subprocess.run([sys.executable, str(EXPERIMENTS / "summarize.py"), str(folder), "--rows"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == ("| hands/lite0/report_hand | 10 (4) | 0.400 (youden) | 0.750 [0.600, 0.900] "
+                                              "| n/a | 0.750 [0.600, 0.900] | n/a | 0.700 / 0.500 |")
