@@ -156,3 +156,29 @@ def test_summarize_rows_from_report_json(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == ("| hands/lite0/report_hand | 10 (4) | 0.400 (youden) | 0.750 [0.600, 0.900] "
                                               "| n/a | 0.750 [0.600, 0.900] | n/a | 0.700 / 0.500 |")
+
+
+@pytest.mark.parametrize(("profile", "expected"), [
+    ("full", "--epochs 20 --image-size 224 --lr 3e-4"),
+    ("cpu", "--epochs 3 --image-size 96 --lr 3e-4"),
+])
+def test_profile_sets_the_training_budget(profile: str, expected: str, tmp_path: Path) -> None:
+    result = run_script(EXPERIMENTS / "fingerprints.sh", tmp_path, PROFILE=profile, DRY_RUN="1", UGN="true",
+                        RUNS="lite0")
+    assert result.returncode == 0, result.stderr
+    train = [line for line in result.stdout.splitlines() if line.startswith("ugn train")]
+    assert len(train) == 1 and train[0].endswith(expected)
+    assert "--tag tf_efficientnet_lite0.in1k_F0_Af_Lb_Z0 --arch classifier" in train[0]
+    evaluate = [line for line in result.stdout.splitlines() if line.startswith("ugn evaluate")]
+    assert len(evaluate) == 1 and "--threshold-from" in evaluate[0] and "lite0/val_predictions.csv" in evaluate[0]
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+
+
+def test_unified_full_profile_uses_the_published_backbone_and_evaluates_per_modality(tmp_path: Path) -> None:
+    result = run_script(EXPERIMENTS / "unified.sh", tmp_path, PROFILE="full", DRY_RUN="1", UGN="true")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any("--tag tf_efficientnetv2_s.in1k_F0_Af_Lf_Z0 --arch umcc" in line for line in lines)
+    assert any("--tag tf_efficientnetv2_s.in1k_F0_Af_Lf_Z0_gating=soft --arch mag" in line for line in lines)
+    per_modality = [line for line in lines if line.startswith("ugn evaluate --predictions")]
+    assert len(per_modality) == 4 and sum("--modality face" in line for line in per_modality) == 2

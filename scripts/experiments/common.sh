@@ -11,6 +11,7 @@
 #   WORKERS    ugn train --workers (default 1)
 #   DEVICE     ugn --device (default auto)
 #   OVERWRITE  1 = replace this experiment's previous output; otherwise an existing result stops the script
+#   DRY_RUN    1 = print the ugn and helper commands instead of running them (only empty folders are made)
 set -euo pipefail
 
 EXP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -29,11 +30,12 @@ if ! command -v "${UGN_CMD[0]}" >/dev/null 2>&1; then
   echo "'${UGN_CMD[0]}' not found: activate the environment with unifiedgender installed, or set UGN" >&2; exit 2
 fi
 
-ugn() { "${UGN_CMD[@]}" "$@"; }
+ugn() { if [ "${DRY_RUN:-0}" = 1 ]; then echo "ugn $*"; else "${UGN_CMD[@]}" "$@"; fi; }
 
 # start_experiment NAME: make OUT/NAME (refused if it holds results, unless OVERWRITE=1) and start the clock.
 start_experiment() {
   EXP=$OUT/$1
+  if [ "${DRY_RUN:-0}" = 1 ]; then EXP_START=$(date +%s); return; fi
   if [ -e "$EXP" ] && [ -n "$(ls -A "$EXP" 2>/dev/null)" ]; then
     if [ "${OVERWRITE:-0}" = 1 ]; then rm -rf "$EXP"; else
       echo "$EXP exists: set OVERWRITE=1 to replace it" >&2; exit 2; fi
@@ -49,6 +51,10 @@ start_experiment() {
 # timed LABEL CMD...: run CMD, append "LABEL seconds" to run_info.txt and the exact command to commands.sh.
 timed() {
   local label=$1; shift
+  if [ "${DRY_RUN:-0}" = 1 ]; then
+    [ "$1" = ugn ] || { echo "$*"; return; }
+    "$@"; return
+  fi
   printf '%q ' "$@" >> "$EXP/commands.sh"; echo >> "$EXP/commands.sh"
   local t0; t0=$(date +%s)
   "$@"
@@ -56,6 +62,7 @@ timed() {
 }
 
 finish_experiment() {
+  [ "${DRY_RUN:-0}" = 1 ] && return
   echo "time_total_s: $(( $(date +%s) - EXP_START ))" >> "$EXP/run_info.txt"
   echo "finished: $(date -u +%FT%TZ)" >> "$EXP/run_info.txt"
   echo "done: $EXP"; cat "$EXP/run_info.txt"
@@ -64,11 +71,14 @@ finish_experiment() {
 # import_split FORMAT SOURCE [import flags]: import into EXP/data/manifest.csv, split 0.7/0.15/0.15 by subject.
 import_split() {
   local format=$1 source=$2; shift 2
-  mkdir -p "$EXP/data"
+  [ "${DRY_RUN:-0}" = 1 ] || mkdir -p "$EXP/data"
   timed import ugn data import "$format" "$source" -o "$EXP/data/manifest.csv" "$@"
-  ugn data info "$EXP/data/manifest.csv" > "$EXP/data/info.txt"
+  info "$EXP/data/manifest.csv" "$EXP/data/info.txt"
   timed split ugn data split "$EXP/data/manifest.csv" --ratios 0.7,0.15,0.15 --seed "$SEED" -o "$EXP/data/split"
 }
+
+# info MANIFEST DEST: `ugn data info` tables into DEST.
+info() { if [ "${DRY_RUN:-0}" = 1 ]; then ugn data info "$1"; else ugn data info "$1" > "$2"; fi; }
 
 # cap OUT IN [IN2 ...] [--per-subject N] [--max-subjects M]: deterministic subsample (see cap_manifest.py).
 cap() { timed cap "$PYTHON" "$EXP_DIR/cap_manifest.py" "$@" --seed "$SEED"; }

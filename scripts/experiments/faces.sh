@@ -34,9 +34,10 @@ else
   mkdir -p "$D"
   timed import ugn data import lfw "$UGN_DATA/lfw_gender" -o "$D/manifest.csv"
   cap "$D/subset.csv" "$D/manifest.csv" --max-subjects "$SUBJECTS" --per-subject "$CAP"
-  ugn data info "$D/subset.csv" > "$D/info.txt"
+  info "$D/subset.csv" "$D/info.txt"
   timed split ugn data split "$D/subset.csv" --ratios 0.7,0.15,0.15 --seed "$SEED" -o "$D/split"
-  cp "$D/split/train.csv" "$D/split/train_capped.csv"; cp "$D/split/val.csv" "$D/split/val_capped.csv"
+  timed copy cp "$D/split/train.csv" "$D/split/train_capped.csv"
+  timed copy cp "$D/split/val.csv" "$D/split/val_capped.csv"
   TEST=$D/split/test.csv
 fi
 for run in $RUNS; do

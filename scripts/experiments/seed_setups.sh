@@ -49,7 +49,7 @@ if [ "$DATASET" = faces ] || [ "$SUBJECTS" != 0 ]; then   # LFW: at most CAP ima
   cap "$D/subset.csv" "$D/manifest.csv" "${ARGS[@]}"
   MANIFEST=$D/subset.csv
 fi
-ugn data info "$MANIFEST" > "$D/info.txt"
+info "$MANIFEST" "$D/info.txt"
 timed split ugn data split "$MANIFEST" --ratios 0.7,0.15,0.15 --seed "$SEED" -o "$D/split"
 train_eval "$SETUP" "$TAG" "$ARCH" "$D/split/train.csv" "$D/split/val.csv" "$D/split/test.csv" "${EXTRA[@]}"
 finish_experiment

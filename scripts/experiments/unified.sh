@@ -34,7 +34,7 @@ timed import_faces ugn data import lfw "$UGN_DATA/lfw_gender" -o "$D/faces.csv"
 if [ "$SUBJECTS" = 0 ]; then cap "$D/faces_capped.csv" "$D/faces.csv" --per-subject "$CAP"
 else cap "$D/faces_capped.csv" "$D/faces.csv" --per-subject "$CAP" --max-subjects "$SUBJECTS"; fi
 cap "$D/manifest.csv" "$D/hands.csv" "$D/faces_capped.csv"
-ugn data info "$D/manifest.csv" > "$D/info.txt"
+info "$D/manifest.csv" "$D/info.txt"
 timed split ugn data split "$D/manifest.csv" --ratios 0.7,0.15,0.15 --seed "$SEED" -o "$D/split"
 for run in $RUNS; do
   case "$run" in
