@@ -1,0 +1,96 @@
+# Shared by the experiment scripts (sourced, not run). Each script sets NAME, PROFILE-dependent settings,
+# then calls these helpers. Everything below calls `ugn` (or the stdlib-only cap_manifest.py).
+#
+# Environment:
+#   UGN        command that runs ugn (default: `ugn`; e.g. "python -m unifiedgender")
+#   PYTHON     a Python 3 for cap_manifest.py (stdlib only; default: python3)
+#   UGN_DATA   folder holding 11k_hands_subset/, lfw_gender/, socofing/ (default ../shared/data)
+#   OUT        results root (default experiments_output); each experiment writes OUT/NAME
+#   PROFILE    cpu (small, minutes on one core) | full (GPU settings); tiny (seconds, for tests only)
+#   SEED       split and training seed (default 0)
+#   WORKERS    ugn train --workers (default 1)
+#   DEVICE     ugn --device (default auto)
+#   OVERWRITE  1 = replace this experiment's previous output; otherwise an existing result stops the script
+#   DRY_RUN    1 = print the ugn and helper commands instead of running them (only empty folders are made)
+set -euo pipefail
+
+EXP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+read -r -a UGN_CMD <<< "${UGN:-ugn}"
+PYTHON=${PYTHON:-python3}
+UGN_DATA=${UGN_DATA:-../shared/data}
+OUT=${OUT:-experiments_output}
+PROFILE=${PROFILE:-cpu}
+SEED=${SEED:-0}
+WORKERS=${WORKERS:-1}
+DEVICE=${DEVICE:-auto}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$WORKERS} MKL_NUM_THREADS=${MKL_NUM_THREADS:-$WORKERS}
+
+case "$PROFILE" in cpu|full|tiny) ;; *) echo "PROFILE must be cpu, full or tiny (got '$PROFILE')" >&2; exit 2;; esac
+if ! command -v "${UGN_CMD[0]}" >/dev/null 2>&1; then
+  echo "'${UGN_CMD[0]}' not found: activate the environment with unifiedgender installed, or set UGN" >&2; exit 2
+fi
+
+ugn() { if [ "${DRY_RUN:-0}" = 1 ]; then echo "ugn $*"; else "${UGN_CMD[@]}" "$@"; fi; }
+
+# start_experiment NAME: make OUT/NAME (refused if it holds results, unless OVERWRITE=1) and start the clock.
+start_experiment() {
+  EXP=$OUT/$1
+  if [ "${DRY_RUN:-0}" = 1 ]; then EXP_START=$(date +%s); return; fi
+  if [ -e "$EXP" ] && [ -n "$(ls -A "$EXP" 2>/dev/null)" ]; then
+    if [ "${OVERWRITE:-0}" = 1 ]; then rm -rf "$EXP"; else
+      echo "$EXP exists: set OVERWRITE=1 to replace it" >&2; exit 2; fi
+  fi
+  mkdir -p "$EXP"
+  EXP_START=$(date +%s)
+  { echo "experiment: $1"; echo "profile: $PROFILE"; echo "seed: $SEED"; echo "started: $(date -u +%FT%TZ)";
+    echo "host: $(hostname)"; echo "cpu: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ //')";
+    echo "threads: OMP_NUM_THREADS=$OMP_NUM_THREADS"; echo "device: $DEVICE";
+    command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L | sed 's/^/gpu: /' || true; } > "$EXP/run_info.txt"
+}
+
+# timed LABEL CMD...: run CMD, append "LABEL seconds" to run_info.txt and the exact command to commands.sh.
+timed() {
+  local label=$1; shift
+  if [ "${DRY_RUN:-0}" = 1 ]; then
+    [ "$1" = ugn ] || { echo "$*"; return; }
+    "$@"; return
+  fi
+  printf '%q ' "$@" >> "$EXP/commands.sh"; echo >> "$EXP/commands.sh"
+  local t0; t0=$(date +%s)
+  "$@"
+  echo "time_${label}_s: $(( $(date +%s) - t0 ))" >> "$EXP/run_info.txt"
+}
+
+finish_experiment() {
+  [ "${DRY_RUN:-0}" = 1 ] && return
+  echo "time_total_s: $(( $(date +%s) - EXP_START ))" >> "$EXP/run_info.txt"
+  echo "finished: $(date -u +%FT%TZ)" >> "$EXP/run_info.txt"
+  echo "done: $EXP"; cat "$EXP/run_info.txt"
+}
+
+# import_split FORMAT SOURCE [import flags]: import into EXP/data/manifest.csv, split 0.7/0.15/0.15 by subject.
+import_split() {
+  local format=$1 source=$2; shift 2
+  [ "${DRY_RUN:-0}" = 1 ] || mkdir -p "$EXP/data"
+  timed import ugn data import "$format" "$source" -o "$EXP/data/manifest.csv" "$@"
+  info "$EXP/data/manifest.csv" "$EXP/data/info.txt"
+  timed split ugn data split "$EXP/data/manifest.csv" --ratios 0.7,0.15,0.15 --seed "$SEED" -o "$EXP/data/split"
+}
+
+# info MANIFEST DEST: `ugn data info` tables into DEST.
+info() { if [ "${DRY_RUN:-0}" = 1 ]; then ugn data info "$1"; else ugn data info "$1" > "$2"; fi; }
+
+# cap OUT IN [IN2 ...] [--per-subject N] [--max-subjects M]: deterministic subsample (see cap_manifest.py).
+cap() { timed cap "$PYTHON" "$EXP_DIR/cap_manifest.py" "$@" --seed "$SEED"; }
+
+# train_eval RUN TAG ARCH TRAIN VAL TEST [ugn train flags]: train into EXP/RUN, evaluate on TEST with the
+# threshold chosen (Youden) on the run's validation predictions, report into EXP/RUN/report.
+train_eval() {
+  local run=$1 tag=$2 arch=$3 train=$4 val=$5 test=$6; shift 6
+  timed "train_$run" ugn train --tag "$tag" --arch "$arch" --train "$train" --val "$val" \
+    --out "$EXP/$run" --seed "$SEED" --workers "$WORKERS" --device "$DEVICE" \
+    --cache memory --early-stop-patience 0 --log-every-steps 50 "$@"
+  timed "evaluate_$run" ugn evaluate "$EXP/$run/best.pt" --data "$test" \
+    --threshold-from "$EXP/$run/val_predictions.csv" --seed "$SEED" --device "$DEVICE" \
+    --out "$EXP/$run/report" --registry "$EXP/registry.csv" --tag "$tag"
+}

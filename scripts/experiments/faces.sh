@@ -1,0 +1,52 @@
+#!/bin/bash
+# LFW (deep-funneled, 5,749 identities) sex classification with an identity-level split. Training and
+# validation images are capped per identity (CAP, default 2: George_W_Bush alone has 530 images); the test
+# set keeps every image of its identities in the full profile (the report's subject level averages them).
+# The cpu profile also subsamples identities (SUBJECTS) before splitting, and caps the test set too.
+# Runs (RUNS; default lite0): lite0 (EfficientNet-Lite0, ImageNet, offline), mobilenet_v2 (torchvision V1).
+# Usage: PROFILE=cpu|full [RUNS=lite0] [CAP=2] [SUBJECTS=900] bash scripts/experiments/faces.sh
+#SBATCH --job-name=ugn-faces
+#SBATCH --nodes=1
+#SBATCH --gpus-per-node=1
+#SBATCH --cpus-per-task=8
+#SBATCH --time=04:00:00
+#SBATCH --output=logs/%x-%j.out
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+NAME=faces
+RUNS=${RUNS:-lite0}
+LOSS=${LOSS:-Lb}
+AUG=${AUG:-Af}
+CAP=${CAP:-2}
+case "$PROFILE" in
+  full) EPOCHS=${EPOCHS:-20} SIZE=${SIZE:-224} SUBJECTS=0 ;;
+  cpu)  EPOCHS=${EPOCHS:-5}  SIZE=${SIZE:-112} SUBJECTS=${SUBJECTS:-900} ;;
+  tiny) EPOCHS=1 SIZE=64 SUBJECTS=${SUBJECTS:-40} ;;
+esac
+start_experiment "$NAME"
+D=$EXP/data
+if [ "$SUBJECTS" = 0 ]; then
+  import_split lfw "$UGN_DATA/lfw_gender"
+  cap "$D/split/train_capped.csv" "$D/split/train.csv" --per-subject "$CAP"
+  cap "$D/split/val_capped.csv" "$D/split/val.csv" --per-subject "$CAP"
+  TEST=$D/split/test.csv
+else
+  mkdir -p "$D"
+  timed import ugn data import lfw "$UGN_DATA/lfw_gender" -o "$D/manifest.csv"
+  cap "$D/subset.csv" "$D/manifest.csv" --max-subjects "$SUBJECTS" --per-subject "$CAP"
+  info "$D/subset.csv" "$D/info.txt"
+  timed split ugn data split "$D/subset.csv" --ratios 0.7,0.15,0.15 --seed "$SEED" -o "$D/split"
+  timed copy cp "$D/split/train.csv" "$D/split/train_capped.csv"
+  timed copy cp "$D/split/val.csv" "$D/split/val_capped.csv"
+  TEST=$D/split/test.csv
+fi
+for run in $RUNS; do
+  case "$run" in
+    lite0)        tag="tf_efficientnet_lite0.in1k_F0_${AUG}_${LOSS}_Z0" ;;
+    mobilenet_v2) tag="tv-mobilenet_v2.imagenet1k_v1_F0_${AUG}_${LOSS}_Z0" ;;
+    *) echo "unknown run '$run' (lite0, mobilenet_v2)" >&2; exit 2 ;;
+  esac
+  train_eval "$run" "$tag" classifier "$D/split/train_capped.csv" "$D/split/val_capped.csv" "$TEST" \
+    --epochs "$EPOCHS" --image-size "$SIZE" --lr "${LR:-3e-4}"
+done
+finish_experiment

@@ -1,0 +1,44 @@
+#!/bin/bash
+# SOCOFing (Real) sex classification with a subject-level split: image-level and per-person (subject-level)
+# results. Runs (RUNS, space-separated; default all three):
+#   simple_cnn    the fingerprint seed's small CNN (96 px grayscale, BCE, no augmentation), random init as in the seed
+#   lite0         EfficientNet-Lite0 classifier, ImageNet weights (found offline; tf_efficientnet_lite0.in1k)
+#   mobilenet_v2  torchvision MobileNetV2 IMAGENET1K_V1 classifier (issue 8's baseline; UGN_WEIGHTS_DIR or online)
+# Usage: PROFILE=cpu|full [RUNS="simple_cnn lite0"] [SEED=0] bash scripts/experiments/fingerprints.sh
+#SBATCH --job-name=ugn-fingerprints
+#SBATCH --nodes=1
+#SBATCH --gpus-per-node=1
+#SBATCH --cpus-per-task=8
+#SBATCH --time=04:00:00
+#SBATCH --output=logs/%x-%j.out
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+NAME=fingerprints
+RUNS=${RUNS:-simple_cnn lite0 mobilenet_v2}
+LOSS=${LOSS:-Lb}      # Lw weights the minority (female) class
+AUG=${AUG:-Af}        # augmentation preset of the pretrained runs
+case "$PROFILE" in
+  full) EPOCHS=${EPOCHS:-20} SIZE=${SIZE:-224} CNN_EPOCHS=${CNN_EPOCHS:-30} SUBJECTS=0 ;;
+  cpu)  EPOCHS=${EPOCHS:-3}  SIZE=${SIZE:-96} CNN_EPOCHS=${CNN_EPOCHS:-5} SUBJECTS=${SUBJECTS:-0} ;;
+  tiny) EPOCHS=1 SIZE=64 CNN_EPOCHS=1 SUBJECTS=${SUBJECTS:-40} ;;
+esac
+start_experiment "$NAME"
+import_split socofing "$UGN_DATA/socofing/Real"
+SPLIT=$EXP/data/split
+if [ "$SUBJECTS" != 0 ]; then   # smaller set of people (tiny profile): cap before splitting
+  cap "$EXP/data/capped.csv" "$EXP/data/manifest.csv" --max-subjects "$SUBJECTS"
+  SPLIT=$EXP/data/capped_split
+  timed split_capped ugn data split "$EXP/data/capped.csv" --ratios 0.7,0.15,0.15 --seed "$SEED" -o "$SPLIT"
+fi
+for run in $RUNS; do
+  case "$run" in
+    simple_cnn)   train_eval simple_cnn "simple_cnn_F0_An_Lb_Z0" simple_cnn \
+                    "$SPLIT/train.csv" "$SPLIT/val.csv" "$SPLIT/test.csv" --epochs "$CNN_EPOCHS" --image-size 96 --lr 1e-3 ;;
+    lite0)        train_eval lite0 "tf_efficientnet_lite0.in1k_F0_${AUG}_${LOSS}_Z0" classifier \
+                    "$SPLIT/train.csv" "$SPLIT/val.csv" "$SPLIT/test.csv" --epochs "$EPOCHS" --image-size "$SIZE" --lr "${LR:-3e-4}" ;;
+    mobilenet_v2) train_eval mobilenet_v2 "tv-mobilenet_v2.imagenet1k_v1_F0_${AUG}_${LOSS}_Z0" classifier \
+                    "$SPLIT/train.csv" "$SPLIT/val.csv" "$SPLIT/test.csv" --epochs "$EPOCHS" --image-size "$SIZE" --lr "${LR:-3e-4}" ;;
+    *) echo "unknown run '$run' (simple_cnn, lite0, mobilenet_v2)" >&2; exit 2 ;;
+  esac
+done
+finish_experiment

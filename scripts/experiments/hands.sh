@@ -1,0 +1,36 @@
+#!/bin/bash
+# 11K Hands (10 % thumbnail subset, 184 subjects) sex classification with a subject-level split; fairness by
+# skin colour and age (the importer adds both from HandInfo.csv, the report breaks them down).
+# Runs (RUNS; default lite0): lite0 (EfficientNet-Lite0 classifier, ImageNet, found offline),
+# mobilenet_v2 (torchvision IMAGENET1K_V1; UGN_WEIGHTS_DIR or online).
+# Usage: PROFILE=cpu|full [RUNS="lite0 mobilenet_v2"] [SEED=0] bash scripts/experiments/hands.sh
+#SBATCH --job-name=ugn-hands
+#SBATCH --nodes=1
+#SBATCH --gpus-per-node=1
+#SBATCH --cpus-per-task=8
+#SBATCH --time=02:00:00
+#SBATCH --output=logs/%x-%j.out
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+NAME=hands
+RUNS=${RUNS:-lite0}
+LOSS=${LOSS:-Lb}
+AUG=${AUG:-Af}
+case "$PROFILE" in
+  full) EPOCHS=${EPOCHS:-30} SIZE=${SIZE:-224} ;;
+  cpu)  EPOCHS=${EPOCHS:-8}  SIZE=${SIZE:-112} ;;
+  tiny) EPOCHS=1 SIZE=64 ;;
+esac
+start_experiment "$NAME"
+import_split 11k-hands "$UGN_DATA/11k_hands_subset"
+SPLIT=$EXP/data/split
+for run in $RUNS; do
+  case "$run" in
+    lite0)        tag="tf_efficientnet_lite0.in1k_F0_${AUG}_${LOSS}_Z0" ;;
+    mobilenet_v2) tag="tv-mobilenet_v2.imagenet1k_v1_F0_${AUG}_${LOSS}_Z0" ;;
+    *) echo "unknown run '$run' (lite0, mobilenet_v2)" >&2; exit 2 ;;
+  esac
+  train_eval "$run" "$tag" classifier "$SPLIT/train.csv" "$SPLIT/val.csv" "$SPLIT/test.csv" \
+    --epochs "$EPOCHS" --image-size "$SIZE" --lr "${LR:-3e-4}"
+done
+finish_experiment

@@ -1,0 +1,184 @@
+"""scripts/experiments: every script parses, is a Slurm job with a PROFILE switch, refuses bad settings; the
+stdlib manifest capper is deterministic and caps as documented."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+EXPERIMENTS = REPO / "scripts" / "experiments"
+SCRIPTS = sorted(p for p in EXPERIMENTS.glob("*.sh") if p.name != "common.sh")
+CAP = EXPERIMENTS / "cap_manifest.py"
+
+
+def run_script(script: Path, tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "OUT": str(tmp_path / "out"), "UGN": sys.executable, **env}
+    return subprocess.run(["bash", str(script)], capture_output=True, text=True, env=full_env, cwd=tmp_path, timeout=60)
+
+
+def test_every_experiment_is_present() -> None:
+    names = {p.stem for p in SCRIPTS}
+    assert {"fingerprints", "hands", "faces", "unified", "seed_setups"} <= names
+
+
+@pytest.mark.parametrize("script", [*SCRIPTS, EXPERIMENTS / "common.sh"], ids=lambda p: p.name)
+def test_script_parses(script: Path) -> None:
+    result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_script_is_a_slurm_job_with_profiles(script: Path) -> None:
+    text = script.read_text()
+    assert text.startswith("#!/bin/bash\n")
+    assert "#SBATCH --job-name=" in text and "#SBATCH --time=" in text
+    assert "set -euo pipefail" in text
+    assert 'case "$PROFILE" in' in text
+    for profile in ("full)", "cpu)", "tiny)"):
+        assert profile in text, f"{script.name} has no {profile} profile"
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_unknown_profile_is_refused(script: Path, tmp_path: Path) -> None:
+    result = run_script(script, tmp_path, PROFILE="huge", SETUP="resnet18")
+    assert result.returncode == 2
+    assert "PROFILE must be cpu, full or tiny (got 'huge')" in result.stderr
+
+
+def test_missing_ugn_is_named(tmp_path: Path) -> None:
+    result = run_script(EXPERIMENTS / "hands.sh", tmp_path, UGN="no-such-ugn-command")
+    assert result.returncode == 2
+    assert "'no-such-ugn-command' not found" in result.stderr
+
+
+def test_existing_results_are_not_overwritten(tmp_path: Path) -> None:
+    done = tmp_path / "out" / "hands"
+    done.mkdir(parents=True)
+    (done / "run_info.txt").write_text("earlier results\n")
+    result = run_script(EXPERIMENTS / "hands.sh", tmp_path)
+    assert result.returncode == 2
+    assert "exists: set OVERWRITE=1 to replace it" in result.stderr
+    assert (done / "run_info.txt").read_text() == "earlier results\n"
+
+
+def test_seed_setups_needs_a_known_setup(tmp_path: Path) -> None:
+    result = run_script(EXPERIMENTS / "seed_setups.sh", tmp_path, SETUP="vgg")
+    assert result.returncode == 2
+    assert "SETUP must be resnet18, efficientnet_v2_s or resnet50_head (got 'vgg')" in result.stderr
+
+
+def write_manifest(path: Path, rows: list[dict]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_rows(path: Path) -> list[dict]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def cap(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(CAP), *args], capture_output=True, text=True, timeout=60)
+
+
+def test_cap_manifest_caps_subjects_and_images(tmp_path: Path) -> None:
+    rows = [{"path": f"img/s{s}_{i}.jpg", "subject_id": f"s{s}", "gender": "male" if s % 2 else "female",
+             "modality": "face"} for s in range(10) for i in range(s + 1)]
+    write_manifest(tmp_path / "m.csv", rows)
+    assert cap(str(tmp_path / "a.csv"), str(tmp_path / "m.csv"), "--per-subject", "2", "--max-subjects", "4",
+               "--seed", "3").returncode == 0
+    assert cap(str(tmp_path / "b.csv"), str(tmp_path / "m.csv"), "--per-subject", "2", "--max-subjects", "4",
+               "--seed", "3").returncode == 0
+    kept = read_rows(tmp_path / "a.csv")
+    assert kept == read_rows(tmp_path / "b.csv")
+    subjects = {r["subject_id"] for r in kept}
+    assert len(subjects) == 4
+    assert all(sum(r["subject_id"] == s for r in kept) == min(2, int(s[1:]) + 1) for s in subjects)
+    assert all(Path(r["path"]).is_absolute() and Path(r["path"]).parent == tmp_path / "img" for r in kept)
+    cap(str(tmp_path / "c.csv"), str(tmp_path / "m.csv"), "--per-subject", "2", "--max-subjects", "4", "--seed", "4")
+    assert {r["subject_id"] for r in read_rows(tmp_path / "c.csv")} != subjects  # the seed decides the subjects
+
+
+def test_cap_manifest_concatenates_with_union_of_columns(tmp_path: Path) -> None:
+    write_manifest(tmp_path / "hands.csv", [{"path": "h1.jpg", "subject_id": "1", "gender": "male",
+                                             "modality": "hand", "skin": "fair"}])
+    write_manifest(tmp_path / "faces.csv", [{"path": "f1.jpg", "subject_id": "Ann", "gender": "female",
+                                             "modality": "face"}])
+    result = cap(str(tmp_path / "all.csv"), str(tmp_path / "hands.csv"), str(tmp_path / "faces.csv"))
+    assert result.returncode == 0, result.stderr
+    rows = read_rows(tmp_path / "all.csv")
+    assert [(r["modality"], r["skin"]) for r in rows] == [("face", ""), ("hand", "fair")]
+
+
+def test_cap_manifest_refuses_a_non_manifest(tmp_path: Path) -> None:
+    write_manifest(tmp_path / "x.csv", [{"file": "a.jpg", "label": "male"}])
+    result = cap(str(tmp_path / "y.csv"), str(tmp_path / "x.csv"))
+    assert result.returncode != 0
+    assert "has no subject_id/path column: is it a ugn manifest?" in result.stderr
+    assert not (tmp_path / "y.csv").exists()
+
+
+def test_summarize_drops_plots_and_shifts_headings(tmp_path: Path) -> None:
+    (tmp_path / "report.md").write_text("# Evaluation report\n\n- Rows evaluated: 3\n\n## Metrics\n\n| a |\n|---|\n\n"
+                                        "![ROC](plots/roc.png)\n\n### By skin\n\n| b |\n")
+    result = subprocess.run([sys.executable, str(EXPERIMENTS / "summarize.py"), str(tmp_path), "--level", "1"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "- Rows evaluated: 3\n\n### Metrics\n\n| a |\n|---|\n\n#### By skin\n\n| b |\n"
+
+
+def test_summarize_names_a_folder_without_report(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, str(EXPERIMENTS / "summarize.py"), str(tmp_path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "report.md not found: is it a `ugn evaluate` report folder?" in result.stderr
+
+
+def test_summarize_rows_from_report_json(tmp_path: Path) -> None:
+    folder = tmp_path / "hands" / "lite0" / "report_hand"
+    folder.mkdir(parents=True)
+    (folder / "report.md").write_text("# Evaluation report\n")
+    level = {"n": 10, "metrics": {"balanced_accuracy": 0.75, "roc_auc": None},
+             "ci": {"balanced_accuracy": [0.6, 0.9]}, "baseline": {"accuracy": 0.7, "balanced_accuracy": 0.5}}
+    (folder / "report.json").write_text(json.dumps({"image_level": level, "subject_level": {**level, "n": 4},
+                                                    "threshold": {"value": 0.4, "method": "youden"}}))
+    result = subprocess.run([sys.executable, str(EXPERIMENTS / "summarize.py"), str(folder), "--rows"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == ("| hands/lite0/report_hand | 10 (4) | 0.400 (youden) | 0.750 [0.600, 0.900] "
+                                              "| n/a | 0.750 [0.600, 0.900] | n/a | 0.700 / 0.500 |")
+
+
+@pytest.mark.parametrize(("profile", "expected"), [
+    ("full", "--epochs 20 --image-size 224 --lr 3e-4"),
+    ("cpu", "--epochs 3 --image-size 96 --lr 3e-4"),
+])
+def test_profile_sets_the_training_budget(profile: str, expected: str, tmp_path: Path) -> None:
+    result = run_script(EXPERIMENTS / "fingerprints.sh", tmp_path, PROFILE=profile, DRY_RUN="1", UGN="true",
+                        RUNS="lite0")
+    assert result.returncode == 0, result.stderr
+    train = [line for line in result.stdout.splitlines() if line.startswith("ugn train")]
+    assert len(train) == 1 and train[0].endswith(expected)
+    assert "--tag tf_efficientnet_lite0.in1k_F0_Af_Lb_Z0 --arch classifier" in train[0]
+    evaluate = [line for line in result.stdout.splitlines() if line.startswith("ugn evaluate")]
+    assert len(evaluate) == 1 and "--threshold-from" in evaluate[0] and "lite0/val_predictions.csv" in evaluate[0]
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+
+
+def test_unified_full_profile_uses_the_published_backbone_and_evaluates_per_modality(tmp_path: Path) -> None:
+    result = run_script(EXPERIMENTS / "unified.sh", tmp_path, PROFILE="full", DRY_RUN="1", UGN="true")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any("--tag tf_efficientnetv2_s.in1k_F0_Af_Lf_Z0 --arch umcc" in line for line in lines)
+    assert any("--tag tf_efficientnetv2_s.in1k_F0_Af_Lf_Z0_gating=soft --arch mag" in line for line in lines)
+    per_modality = [line for line in lines if line.startswith("ugn evaluate --predictions")]
+    assert len(per_modality) == 4 and sum("--modality face" in line for line in per_modality) == 2
