@@ -182,3 +182,12 @@ def test_unified_full_profile_uses_the_published_backbone_and_evaluates_per_moda
     assert any("--tag tf_efficientnetv2_s.in1k_F0_Af_Lf_Z0_gating=soft --arch mag" in line for line in lines)
     per_modality = [line for line in lines if line.startswith("ugn evaluate --predictions")]
     assert len(per_modality) == 4 and sum("--modality face" in line for line in per_modality) == 2
+
+
+def test_runs_from_a_slurm_spool_copy(tmp_path: Path) -> None:
+    spool = tmp_path / "slurmd" / "job42" / "slurm_script"
+    spool.parent.mkdir(parents=True)
+    spool.write_text((EXPERIMENTS / "hands.sh").read_text())
+    result = run_script(spool, tmp_path, DRY_RUN="1", UGN="true", SLURM_SUBMIT_DIR=str(REPO))
+    assert result.returncode == 0, result.stderr
+    assert any(line.startswith("ugn train --tag tf_efficientnet_lite0.in1k") for line in result.stdout.splitlines())

@@ -12,7 +12,9 @@
 #SBATCH --time=04:00:00
 #SBATCH --output=logs/%x-%j.out
 set -euo pipefail
-source "$(dirname "$0")/common.sh"
+HERE=$(dirname "$0")   # under sbatch the script runs from a spool copy: find common.sh from the submit folder
+[ -f "$HERE/common.sh" ] || HERE=${SLURM_SUBMIT_DIR:-.}/scripts/experiments
+source "$HERE/common.sh"
 NAME=fingerprints
 RUNS=${RUNS:-simple_cnn lite0 mobilenet_v2}
 LOSS=${LOSS:-Lb}      # Lw weights the minority (female) class

@@ -11,7 +11,9 @@
 #SBATCH --time=02:00:00
 #SBATCH --output=logs/%x-%j.out
 set -euo pipefail
-source "$(dirname "$0")/common.sh"
+HERE=$(dirname "$0")   # under sbatch the script runs from a spool copy: find common.sh from the submit folder
+[ -f "$HERE/common.sh" ] || HERE=${SLURM_SUBMIT_DIR:-.}/scripts/experiments
+source "$HERE/common.sh"
 NAME=hands
 RUNS=${RUNS:-lite0}
 LOSS=${LOSS:-Lb}

@@ -17,7 +17,9 @@
 #SBATCH --time=04:00:00
 #SBATCH --output=logs/%x-%j.out
 set -euo pipefail
-source "$(dirname "$0")/common.sh"
+HERE=$(dirname "$0")   # under sbatch the script runs from a spool copy: find common.sh from the submit folder
+[ -f "$HERE/common.sh" ] || HERE=${SLURM_SUBMIT_DIR:-.}/scripts/experiments
+source "$HERE/common.sh"
 SETUP=${SETUP:?set SETUP=resnet18, efficientnet_v2_s or resnet50_head}
 case "$SETUP" in
   resnet18)          TAG=tv-resnet18.imagenet1k_v1_F0_Af_Lb_Z0 ARCH=classifier DATASET=${DATASET:-hands} ;;

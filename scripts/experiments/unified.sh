@@ -13,7 +13,9 @@
 #SBATCH --time=06:00:00
 #SBATCH --output=logs/%x-%j.out
 set -euo pipefail
-source "$(dirname "$0")/common.sh"
+HERE=$(dirname "$0")   # under sbatch the script runs from a spool copy: find common.sh from the submit folder
+[ -f "$HERE/common.sh" ] || HERE=${SLURM_SUBMIT_DIR:-.}/scripts/experiments
+source "$HERE/common.sh"
 NAME=unified
 RUNS=${RUNS:-umcc mag}
 CODES=${CODES:-F0_Af_Lf_Z0}   # UnifiedGenderNet's best published tag codes
