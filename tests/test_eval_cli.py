@@ -187,5 +187,13 @@ def test_evaluate_a_real_checkpoint_on_a_manifest(tmp_path, monkeypatch, capsys)
     assert row["checkpoint"] == "tiny.pt"
     assert json.loads(row["configuration"])["model_kwargs"] == {"image_size": 32}
 
+    # --train-dataset renames the training data in the registry; the baseline still comes from the checkpoint's manifest
+    code, out = run_ugn(monkeypatch, capsys, "evaluate", "tiny.pt", "--data", "test.csv", "--out", "rep3", "--bootstrap",
+                        "0", "--no-plots", "--device", "cpu", "--train-dataset", "socofing-train")
+    assert code == 0, out
+    renamed = json.loads((tmp_path / "rep3" / "report.json").read_text())["image_level"]["baseline"]
+    assert renamed["majority_class_from"] == "training data (data/train.csv)"
+    assert pd.read_csv(tmp_path / "metrics" / "final_metrics_with_full_configurations.csv").iloc[1]["train_dataset"] == "socofing-train"
+
     code, out = run_ugn(monkeypatch, capsys, "evaluate", "tiny.pt", "--data", "test.csv", "--out", "rep2", "--modality", "hand")
     assert code == 2 and "test.csv: no rows with modality hand; check --modality" in out

@@ -68,9 +68,11 @@ def evaluate(
         raise UserError(f"{out} already exists; pass --overwrite or choose another --out folder")
 
     run: dict = {"tag": tag, "train_dataset": train_dataset, "category": "evaluation"}
+    train_manifest = train_dataset  # where the majority-class baseline's class comes from, when readable
     if checkpoint is not None:
         frame = _predict(checkpoint, data, modalities, batch_size, device, console)
         run.update(_checkpoint_run_info(checkpoint))
+        train_manifest = run.get("train_dataset") or train_dataset  # --train-dataset only renames it in the registry
         run["tag"] = tag or run.get("tag")
         run["train_dataset"] = train_dataset or run.get("train_dataset")
         run.update(checkpoint=str(checkpoint), test_dataset=_dataset_name(data), split=_split_name(frame, data))
@@ -93,7 +95,7 @@ def evaluate(
         age_buckets=edges,
         modalities=modalities,
         source=source,
-        training_majority=_training_majority(run.get("train_dataset")),
+        training_majority=_training_majority(train_manifest),
     )
     report["run"] = {k: v for k, v in run.items() if k != "configuration"}
     write_report_folder(report, table, frame, out, overwrite=overwrite, plots=not no_plots)
