@@ -9,7 +9,7 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from test_train_support import TINY, make_manifests
+from test_train_support import TINY, make_manifests, make_split
 from unifiedgender.cli.app import app
 from unifiedgender.errors import UserError
 
@@ -173,3 +173,15 @@ def test_trains_on_the_bundled_sample(tmp_path):
     predictions = pd.read_csv(out / "val_predictions.csv")
     assert len(predictions) == len(parts["val"]) and set(predictions["modality"]) == {"hand", "face"}
     assert set(predictions["subject_id"].astype(str)).isdisjoint(set(parts["train"]["subject_id"].astype(str)))
+
+
+def test_single_gender_validation_set_is_refused_before_training(tmp_path):
+    train, _ = make_manifests(tmp_path / "data")
+    val = make_split(tmp_path / "val", "val", 3, start=2000)
+    frame = pd.read_csv(val)
+    frame["gender"] = "male"
+    frame.to_csv(val, index=False)
+    result = invoke(*train_args((train, val), tmp_path / "run", f"{TINY}_F0_An_Lb_Z0", "classifier"))
+    assert isinstance(result.exception, UserError)
+    assert str(result.exception).startswith(f"{val}: every image is 'male'")
+    assert not (tmp_path / "run" / "best.pt").exists()

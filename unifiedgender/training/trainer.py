@@ -141,6 +141,11 @@ class Trainer:
         cfg, rt = self.config, self.runtime
         self.train_df = read_manifest(cfg.train)
         self.val_df = read_manifest(cfg.val)
+        for path, df in ((cfg.train, self.train_df), (cfg.val, self.val_df)):
+            genders = sorted(set(df["gender"]))
+            if len(genders) < 2:  # balanced accuracy and AUC are undefined: no best checkpoint could be chosen
+                raise UserError(f"{path}: every image is '{genders[0]}'; training and validation need both genders "
+                                "(re-split with `ugn data split`, which stratifies by gender, or add subjects)")
         module = rt.unwrap(self.model)
         if getattr(module, "hand_face_only", False):
             for path, df in ((cfg.train, self.train_df), (cfg.val, self.val_df)):
