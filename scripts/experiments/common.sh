@@ -83,6 +83,15 @@ info() { if [ "${DRY_RUN:-0}" = 1 ]; then ugn data info "$1"; else ugn data info
 # cap OUT IN [IN2 ...] [--per-subject N] [--max-subjects M]: deterministic subsample (see cap_manifest.py).
 cap() { timed cap "$PYTHON" "$EXP_DIR/cap_manifest.py" "$@" --seed "$SEED"; }
 
+# pretrained_tag RUN: the classifier run tag of an offline-pretrained backbone (lite0, mobilenet_v2) with AUG and LOSS.
+pretrained_tag() {
+  case "$1" in
+    lite0)        echo "tf_efficientnet_lite0.in1k_F0_${AUG}_${LOSS}_Z0" ;;
+    mobilenet_v2) echo "tv-mobilenet_v2.imagenet1k_v1_F0_${AUG}_${LOSS}_Z0" ;;
+    *) return 1 ;;
+  esac
+}
+
 # train_eval RUN TAG ARCH TRAIN VAL TEST [ugn train flags]: train into EXP/RUN, evaluate on TEST with the
 # threshold chosen (Youden) on the run's validation predictions, report into EXP/RUN/report.
 train_eval() {

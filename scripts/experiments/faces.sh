@@ -43,11 +43,7 @@ else
   TEST=$D/split/test.csv
 fi
 for run in $RUNS; do
-  case "$run" in
-    lite0)        tag="tf_efficientnet_lite0.in1k_F0_${AUG}_${LOSS}_Z0" ;;
-    mobilenet_v2) tag="tv-mobilenet_v2.imagenet1k_v1_F0_${AUG}_${LOSS}_Z0" ;;
-    *) echo "unknown run '$run' (lite0, mobilenet_v2)" >&2; exit 2 ;;
-  esac
+  tag=$(pretrained_tag "$run") || { echo "unknown run '$run' (lite0, mobilenet_v2)" >&2; exit 2; }
   train_eval "$run" "$tag" classifier "$D/split/train_capped.csv" "$D/split/val_capped.csv" "$TEST" \
     --epochs "$EPOCHS" --image-size "$SIZE" --lr "${LR:-3e-4}"
 done

@@ -33,14 +33,14 @@ if [ "$SUBJECTS" != 0 ]; then   # smaller set of people (tiny profile): cap befo
   timed split_capped ugn data split "$EXP/data/capped.csv" --ratios 0.7,0.15,0.15 --seed "$SEED" -o "$SPLIT"
 fi
 for run in $RUNS; do
-  case "$run" in
-    simple_cnn)   train_eval simple_cnn "simple_cnn_F0_An_Lb_Z0" simple_cnn \
-                    "$SPLIT/train.csv" "$SPLIT/val.csv" "$SPLIT/test.csv" --epochs "$CNN_EPOCHS" --image-size 96 --lr 1e-3 ;;
-    lite0)        train_eval lite0 "tf_efficientnet_lite0.in1k_F0_${AUG}_${LOSS}_Z0" classifier \
-                    "$SPLIT/train.csv" "$SPLIT/val.csv" "$SPLIT/test.csv" --epochs "$EPOCHS" --image-size "$SIZE" --lr "${LR:-3e-4}" ;;
-    mobilenet_v2) train_eval mobilenet_v2 "tv-mobilenet_v2.imagenet1k_v1_F0_${AUG}_${LOSS}_Z0" classifier \
-                    "$SPLIT/train.csv" "$SPLIT/val.csv" "$SPLIT/test.csv" --epochs "$EPOCHS" --image-size "$SIZE" --lr "${LR:-3e-4}" ;;
-    *) echo "unknown run '$run' (simple_cnn, lite0, mobilenet_v2)" >&2; exit 2 ;;
-  esac
+  if [ "$run" = simple_cnn ]; then
+    train_eval simple_cnn "simple_cnn_F0_An_Lb_Z0" simple_cnn \
+      "$SPLIT/train.csv" "$SPLIT/val.csv" "$SPLIT/test.csv" --epochs "$CNN_EPOCHS" --image-size 96 --lr 1e-3
+  elif tag=$(pretrained_tag "$run"); then
+    train_eval "$run" "$tag" classifier \
+      "$SPLIT/train.csv" "$SPLIT/val.csv" "$SPLIT/test.csv" --epochs "$EPOCHS" --image-size "$SIZE" --lr "${LR:-3e-4}"
+  else
+    echo "unknown run '$run' (simple_cnn, lite0, mobilenet_v2)" >&2; exit 2
+  fi
 done
 finish_experiment

@@ -27,11 +27,7 @@ start_experiment "$NAME"
 import_split 11k-hands "$UGN_DATA/11k_hands_subset"
 SPLIT=$EXP/data/split
 for run in $RUNS; do
-  case "$run" in
-    lite0)        tag="tf_efficientnet_lite0.in1k_F0_${AUG}_${LOSS}_Z0" ;;
-    mobilenet_v2) tag="tv-mobilenet_v2.imagenet1k_v1_F0_${AUG}_${LOSS}_Z0" ;;
-    *) echo "unknown run '$run' (lite0, mobilenet_v2)" >&2; exit 2 ;;
-  esac
+  tag=$(pretrained_tag "$run") || { echo "unknown run '$run' (lite0, mobilenet_v2)" >&2; exit 2; }
   train_eval "$run" "$tag" classifier "$SPLIT/train.csv" "$SPLIT/val.csv" "$SPLIT/test.csv" \
     --epochs "$EPOCHS" --image-size "$SIZE" --lr "${LR:-3e-4}"
 done
