@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -45,7 +46,7 @@ def run_demo(settings: DemoSettings, console: Console) -> dict:
     if out.exists() and any(out.iterdir()):
         if not settings.overwrite:
             raise UserError(f"{out} already holds a demo run; pass --overwrite to replace it or --out to choose another folder")
-        _remove_tree(out)
+        shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     manifest = sample_manifest_path()
     splits, run, report, predict_dir = out / "splits", out / "run", out / "report", out / "predict_folder"
@@ -73,7 +74,8 @@ def run_demo(settings: DemoSettings, console: Console) -> dict:
         "--threshold-from", str(run / "val_predictions.csv"), "--out", str(report), "--registry", str(registry),
     ])
     test_faces = _link_test_faces(splits / "test.csv", predict_dir)
-    threshold = json.loads((report / "report.json").read_text())["threshold"]["value"]
+    evaluation = json.loads((report / "report.json").read_text())
+    threshold = evaluation["threshold"]["value"]
     _stage(console, timings, "5/5 predict a folder of unseen faces (with the validation threshold)", [
         "predict", str(predict_dir), "--checkpoint", str(run / "best.pt"), "--modality", "face",
         "--threshold", f"{threshold:.4f}",
@@ -81,7 +83,7 @@ def run_demo(settings: DemoSettings, console: Console) -> dict:
         "--contact-sheet", str(out / "contact_sheet.png"),
     ], ok_codes=(0, 1))
 
-    summary = _summarise(report / "report.json", out, run, test_faces, timings)
+    summary = _summarise(evaluation, report, out, run, test_faces, timings)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     _print_summary(console, summary, run)
     return summary
@@ -99,8 +101,6 @@ def _stage(console: Console, timings: dict[str, float], title: str, args: list[s
 
 def _link_test_faces(test_manifest: Path, folder: Path) -> int:
     """Fill `folder` with links to the test split's face images (subjects the model never saw)."""
-    import pandas as pd
-
     from unifiedgender.data.manifest import read_manifest
 
     test = read_manifest(test_manifest)
@@ -110,15 +110,14 @@ def _link_test_faces(test_manifest: Path, folder: Path) -> int:
         target = folder / Path(path).name
         if not target.exists():
             os.symlink(path, target)
-    return int(pd.Series(faces["path"]).size)
+    return len(faces)
 
 
-def _summarise(report_json: Path, out: Path, run: Path, test_faces: int, timings: dict[str, float]) -> dict:
-    report = json.loads(report_json.read_text())
+def _summarise(report: dict, report_dir: Path, out: Path, run: Path, test_faces: int, timings: dict[str, float]) -> dict:
     return {
         "output": str(out),
-        "report": str(report_json.parent / "report.md"),
-        "plots": str(report_json.parent / "plots"),
+        "report": str(report_dir / "report.md"),
+        "plots": str(report_dir / "plots"),
         "predictions": str(out / "predictions.csv"),
         "annotated": str(out / "annotated"),
         "contact_sheet": str(out / "contact_sheet.png"),
@@ -171,9 +170,3 @@ def _ci(interval: list | None) -> str:
 
 def _f(value: object) -> str:
     return f"{value:.3f}" if isinstance(value, (int, float)) else "n/a"
-
-
-def _remove_tree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path)
