@@ -1,9 +1,8 @@
-"""scripts/experiments: every script parses, is a Slurm job with a PROFILE switch, refuses bad settings; the
-stdlib manifest capper is deterministic and caps as documented."""
+"""scripts/experiments: every script parses, is a Slurm job with a PROFILE switch, refuses bad settings;
+summarize.py folds reports into docs."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -15,7 +14,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "scripts" / "experiments"
 SCRIPTS = sorted(p for p in EXPERIMENTS.glob("*.sh") if p.name != "common.sh")
-CAP = EXPERIMENTS / "cap_manifest.py"
 
 
 def run_script(script: Path, tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
@@ -72,59 +70,6 @@ def test_seed_setups_needs_a_known_setup(tmp_path: Path) -> None:
     result = run_script(EXPERIMENTS / "seed_setups.sh", tmp_path, SETUP="vgg")
     assert result.returncode == 2
     assert "SETUP must be resnet18, efficientnet_v2_s or resnet50_head (got 'vgg')" in result.stderr
-
-
-def write_manifest(path: Path, rows: list[dict]) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def read_rows(path: Path) -> list[dict]:
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def cap(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(CAP), *args], capture_output=True, text=True, timeout=60)
-
-
-def test_cap_manifest_caps_subjects_and_images(tmp_path: Path) -> None:
-    rows = [{"path": f"img/s{s}_{i}.jpg", "subject_id": f"s{s}", "gender": "male" if s % 2 else "female",
-             "modality": "face"} for s in range(10) for i in range(s + 1)]
-    write_manifest(tmp_path / "m.csv", rows)
-    assert cap(str(tmp_path / "a.csv"), str(tmp_path / "m.csv"), "--per-subject", "2", "--max-subjects", "4",
-               "--seed", "3").returncode == 0
-    assert cap(str(tmp_path / "b.csv"), str(tmp_path / "m.csv"), "--per-subject", "2", "--max-subjects", "4",
-               "--seed", "3").returncode == 0
-    kept = read_rows(tmp_path / "a.csv")
-    assert kept == read_rows(tmp_path / "b.csv")
-    subjects = {r["subject_id"] for r in kept}
-    assert len(subjects) == 4
-    assert all(sum(r["subject_id"] == s for r in kept) == min(2, int(s[1:]) + 1) for s in subjects)
-    assert all(Path(r["path"]).is_absolute() and Path(r["path"]).parent == tmp_path / "img" for r in kept)
-    cap(str(tmp_path / "c.csv"), str(tmp_path / "m.csv"), "--per-subject", "2", "--max-subjects", "4", "--seed", "4")
-    assert {r["subject_id"] for r in read_rows(tmp_path / "c.csv")} != subjects  # the seed decides the subjects
-
-
-def test_cap_manifest_concatenates_with_union_of_columns(tmp_path: Path) -> None:
-    write_manifest(tmp_path / "hands.csv", [{"path": "h1.jpg", "subject_id": "1", "gender": "male",
-                                             "modality": "hand", "skin": "fair"}])
-    write_manifest(tmp_path / "faces.csv", [{"path": "f1.jpg", "subject_id": "Ann", "gender": "female",
-                                             "modality": "face"}])
-    result = cap(str(tmp_path / "all.csv"), str(tmp_path / "hands.csv"), str(tmp_path / "faces.csv"))
-    assert result.returncode == 0, result.stderr
-    rows = read_rows(tmp_path / "all.csv")
-    assert [(r["modality"], r["skin"]) for r in rows] == [("face", ""), ("hand", "fair")]
-
-
-def test_cap_manifest_refuses_a_non_manifest(tmp_path: Path) -> None:
-    write_manifest(tmp_path / "x.csv", [{"file": "a.jpg", "label": "male"}])
-    result = cap(str(tmp_path / "y.csv"), str(tmp_path / "x.csv"))
-    assert result.returncode != 0
-    assert "has no subject_id/path column: is it a ugn manifest?" in result.stderr
-    assert not (tmp_path / "y.csv").exists()
 
 
 def test_summarize_drops_plots_and_shifts_headings(tmp_path: Path) -> None:

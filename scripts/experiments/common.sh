@@ -1,9 +1,8 @@
 # Shared by the experiment scripts (sourced, not run). Each script sets NAME, PROFILE-dependent settings,
-# then calls these helpers. Everything below calls `ugn` (or the stdlib-only cap_manifest.py).
+# then calls these helpers. Everything below calls `ugn`.
 #
 # Environment:
 #   UGN        command that runs ugn (default: `ugn`; e.g. "python -m unifiedgender")
-#   PYTHON     a Python 3 for cap_manifest.py (stdlib only; default: python3)
 #   UGN_DATA   folder holding 11k_hands_subset/, lfw_gender/, socofing/ (default ../shared/data)
 #   OUT        results root (default experiments_output); each experiment writes OUT/NAME
 #   PROFILE    cpu (small, minutes on one core) | full (GPU settings); tiny (seconds, for tests only)
@@ -16,7 +15,6 @@ set -euo pipefail
 
 EXP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 read -r -a UGN_CMD <<< "${UGN:-ugn}"
-PYTHON=${PYTHON:-python3}
 UGN_DATA=${UGN_DATA:-../shared/data}
 OUT=${OUT:-experiments_output}
 PROFILE=${PROFILE:-cpu}
@@ -80,8 +78,8 @@ import_split() {
 # info MANIFEST DEST: `ugn data info` tables into DEST.
 info() { if [ "${DRY_RUN:-0}" = 1 ]; then ugn data info "$1"; else ugn data info "$1" > "$2"; fi; }
 
-# cap OUT IN [IN2 ...] [--per-subject N] [--max-subjects M]: deterministic subsample (see cap_manifest.py).
-cap() { timed cap "$PYTHON" "$EXP_DIR/cap_manifest.py" "$@" --seed "$SEED"; }
+# cap OUT IN [IN2 ...] [--per-subject N] [--max-subjects M]: deterministic subsample (`ugn data subset`).
+cap() { local out=$1; shift; timed cap ugn data subset "$@" -o "$out" --seed "$SEED"; }
 
 # pretrained_tag RUN: the classifier run tag of an offline-pretrained backbone (lite0, mobilenet_v2) with AUG and LOSS.
 pretrained_tag() {
@@ -90,6 +88,33 @@ pretrained_tag() {
     mobilenet_v2) echo "tv-mobilenet_v2.imagenet1k_v1_F0_${AUG}_${LOSS}_Z0" ;;
     *) return 1 ;;
   esac
+}
+
+# recipe_flags: the ugn train flags that adapt a recipe (`--recipe`, tuned on the cpu profile) to PROFILE.
+recipe_flags() {
+  case "$PROFILE" in
+    cpu)  RECIPE_FLAGS=() ;;
+    full) RECIPE_FLAGS=(--epochs "$EPOCHS"); [ "${SIZE:-0}" != 0 ] && RECIPE_FLAGS+=(--image-size "$SIZE") ;;
+    tiny) RECIPE_FLAGS=(--epochs 1 --image-size 64) ;;
+  esac
+}
+
+# train_eval_recipe RUN RECIPE TRAIN VAL TEST [ugn train flags]: train with `ugn train --recipe RECIPE`; evaluate
+# the validation set with and without mirror TTA (EXP/RUN/val_report{,_tta}: the evidence for --tta), then the
+# test set with --tta and the threshold chosen on the validation manifest under TTA.
+train_eval_recipe() {
+  local run=$1 recipe=$2 train=$3 val=$4 test=$5; shift 5
+  recipe_flags
+  timed "train_$run" ugn train --recipe "$recipe" --train "$train" --val "$val" \
+    --out "$EXP/$run" --seed "$SEED" --workers "$WORKERS" --device "$DEVICE" \
+    --cache memory --log-every-steps 50 ${RECIPE_FLAGS[@]+"${RECIPE_FLAGS[@]}"} "$@"
+  timed "evaluate_${run}_val" ugn evaluate "$EXP/$run/best.pt" --data "$val" --seed "$SEED" --device "$DEVICE" \
+    --out "$EXP/$run/val_report" --no-registry --no-plots
+  timed "evaluate_${run}_val_tta" ugn evaluate "$EXP/$run/best.pt" --data "$val" --tta --seed "$SEED" \
+    --device "$DEVICE" --out "$EXP/$run/val_report_tta" --no-registry --no-plots
+  timed "evaluate_$run" ugn evaluate "$EXP/$run/best.pt" --data "$test" --tta \
+    --threshold-from "$val" --seed "$SEED" --device "$DEVICE" \
+    --out "$EXP/$run/report" --registry "$EXP/registry.csv"
 }
 
 # train_eval RUN TAG ARCH TRAIN VAL TEST [ugn train flags]: train into EXP/RUN, evaluate on TEST with the

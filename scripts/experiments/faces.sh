@@ -16,13 +16,13 @@ HERE=$(dirname "$0")   # under sbatch the script runs from a spool copy: find co
 [ -f "$HERE/common.sh" ] || HERE=${SLURM_SUBMIT_DIR:-.}/scripts/experiments
 source "$HERE/common.sh"
 NAME=faces
-RUNS=${RUNS:-lite0}
+RUNS=${RUNS:-lite0 recipe}
 LOSS=${LOSS:-Lb}
 AUG=${AUG:-Af}
 CAP=${CAP:-2}
 case "$PROFILE" in
   full) EPOCHS=${EPOCHS:-20} SIZE=${SIZE:-224} SUBJECTS=0 ;;
-  cpu)  EPOCHS=${EPOCHS:-5}  SIZE=${SIZE:-112} SUBJECTS=${SUBJECTS:-900} ;;
+  cpu)  EPOCHS=${EPOCHS:-5}  SIZE=${SIZE:-112} SUBJECTS=${SUBJECTS:-2000} ;;
   tiny) EPOCHS=1 SIZE=64 SUBJECTS=${SUBJECTS:-40} ;;
 esac
 start_experiment "$NAME"
@@ -43,7 +43,10 @@ else
   TEST=$D/split/test.csv
 fi
 for run in $RUNS; do
-  tag=$(pretrained_tag "$run") || { echo "unknown run '$run' (lite0, mobilenet_v2)" >&2; exit 2; }
+  if [ "$run" = recipe ]; then
+    train_eval_recipe recipe face "$D/split/train_capped.csv" "$D/split/val_capped.csv" "$TEST"; continue
+  fi
+  tag=$(pretrained_tag "$run") || { echo "unknown run '$run' (lite0, mobilenet_v2, recipe)" >&2; exit 2; }
   train_eval "$run" "$tag" classifier "$D/split/train_capped.csv" "$D/split/val_capped.csv" "$TEST" \
     --epochs "$EPOCHS" --image-size "$SIZE" --lr "${LR:-3e-4}"
 done

@@ -1,9 +1,10 @@
 #!/bin/bash
 # SOCOFing (Real) sex classification with a subject-level split: image-level and per-person (subject-level)
-# results. Runs (RUNS, space-separated; default all three):
+# results. Runs (RUNS, space-separated; default all four):
 #   simple_cnn    the fingerprint seed's small CNN (96 px grayscale, BCE, no augmentation), random init as in the seed
 #   lite0         EfficientNet-Lite0 classifier, ImageNet weights (found offline; tf_efficientnet_lite0.in1k)
 #   mobilenet_v2  torchvision MobileNetV2 IMAGENET1K_V1 classifier (issue 8's baseline; UGN_WEIGHTS_DIR or online)
+#   recipe        `ugn train --recipe fingerprint` (the tool's suggested settings), evaluated with mirror TTA
 # Usage: PROFILE=cpu|full [RUNS="simple_cnn lite0"] [SEED=0] bash scripts/experiments/fingerprints.sh
 #SBATCH --job-name=ugn-fingerprints
 #SBATCH --nodes=1
@@ -16,7 +17,7 @@ HERE=$(dirname "$0")   # under sbatch the script runs from a spool copy: find co
 [ -f "$HERE/common.sh" ] || HERE=${SLURM_SUBMIT_DIR:-.}/scripts/experiments
 source "$HERE/common.sh"
 NAME=fingerprints
-RUNS=${RUNS:-simple_cnn lite0 mobilenet_v2}
+RUNS=${RUNS:-simple_cnn lite0 mobilenet_v2 recipe}
 LOSS=${LOSS:-Lb}      # Lw weights the minority (female) class
 AUG=${AUG:-Af}        # augmentation preset of the pretrained runs
 case "$PROFILE" in
@@ -36,11 +37,13 @@ for run in $RUNS; do
   if [ "$run" = simple_cnn ]; then
     train_eval simple_cnn "simple_cnn_F0_An_Lb_Z0" simple_cnn \
       "$SPLIT/train.csv" "$SPLIT/val.csv" "$SPLIT/test.csv" --epochs "$CNN_EPOCHS" --image-size 96 --lr 1e-3
+  elif [ "$run" = recipe ]; then
+    train_eval_recipe recipe fingerprint "$SPLIT/train.csv" "$SPLIT/val.csv" "$SPLIT/test.csv"
   elif tag=$(pretrained_tag "$run"); then
     train_eval "$run" "$tag" classifier \
       "$SPLIT/train.csv" "$SPLIT/val.csv" "$SPLIT/test.csv" --epochs "$EPOCHS" --image-size "$SIZE" --lr "${LR:-3e-4}"
   else
-    echo "unknown run '$run' (simple_cnn, lite0, mobilenet_v2)" >&2; exit 2
+    echo "unknown run '$run' (simple_cnn, lite0, mobilenet_v2, recipe)" >&2; exit 2
   fi
 done
 finish_experiment

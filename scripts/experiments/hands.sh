@@ -15,7 +15,7 @@ HERE=$(dirname "$0")   # under sbatch the script runs from a spool copy: find co
 [ -f "$HERE/common.sh" ] || HERE=${SLURM_SUBMIT_DIR:-.}/scripts/experiments
 source "$HERE/common.sh"
 NAME=hands
-RUNS=${RUNS:-lite0}
+RUNS=${RUNS:-lite0 recipe}
 LOSS=${LOSS:-Lb}
 AUG=${AUG:-Af}
 case "$PROFILE" in
@@ -27,7 +27,10 @@ start_experiment "$NAME"
 import_split 11k-hands "$UGN_DATA/11k_hands_subset"
 SPLIT=$EXP/data/split
 for run in $RUNS; do
-  tag=$(pretrained_tag "$run") || { echo "unknown run '$run' (lite0, mobilenet_v2)" >&2; exit 2; }
+  if [ "$run" = recipe ]; then
+    train_eval_recipe recipe hand "$SPLIT/train.csv" "$SPLIT/val.csv" "$SPLIT/test.csv"; continue
+  fi
+  tag=$(pretrained_tag "$run") || { echo "unknown run '$run' (lite0, mobilenet_v2, recipe)" >&2; exit 2; }
   train_eval "$run" "$tag" classifier "$SPLIT/train.csv" "$SPLIT/val.csv" "$SPLIT/test.csv" \
     --epochs "$EPOCHS" --image-size "$SIZE" --lr "${LR:-3e-4}"
 done

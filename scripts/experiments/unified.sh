@@ -17,7 +17,7 @@ HERE=$(dirname "$0")   # under sbatch the script runs from a spool copy: find co
 [ -f "$HERE/common.sh" ] || HERE=${SLURM_SUBMIT_DIR:-.}/scripts/experiments
 source "$HERE/common.sh"
 NAME=unified
-RUNS=${RUNS:-umcc mag}
+RUNS=${RUNS:-umcc mag recipe}
 CODES=${CODES:-F0_Af_Lf_Z0}   # UnifiedGenderNet's best published tag codes
 CAP=${CAP:-2}
 case "$PROFILE" in
@@ -42,13 +42,20 @@ for run in $RUNS; do
   case "$run" in
     umcc) tag="${BACKBONE}_${CODES}" ;;
     mag)  tag="${BACKBONE}_${CODES}_gating=soft" ;;
-    *) echo "unknown run '$run' (umcc, mag)" >&2; exit 2 ;;
+    recipe) tag="" ;;
+    *) echo "unknown run '$run' (umcc, mag, recipe)" >&2; exit 2 ;;
   esac
-  train_eval "$run" "$tag" "$run" "$D/split/train.csv" "$D/split/val.csv" "$D/split/test.csv" \
-    --epochs "$EPOCHS" --lr "${LR:-3e-4}" "${EXTRA[@]}"
+  if [ "$run" = recipe ]; then   # `ugn train --recipe unified`, mirror TTA: validation predictions under TTA
+    train_eval_recipe recipe unified "$D/split/train.csv" "$D/split/val.csv" "$D/split/test.csv"
+    val_predictions=$EXP/$run/val_report_tta/predictions.csv
+  else
+    train_eval "$run" "$tag" "$run" "$D/split/train.csv" "$D/split/val.csv" "$D/split/test.csv" \
+      --epochs "$EPOCHS" --lr "${LR:-3e-4}" "${EXTRA[@]}"
+    val_predictions=$EXP/$run/val_predictions.csv
+  fi
   for modality in hand face; do   # per modality, from the predictions already made (no second forward pass)
     timed "evaluate_${run}_$modality" ugn evaluate --predictions "$EXP/$run/report/predictions.csv" \
-      --modality "$modality" --threshold-from "$EXP/$run/val_predictions.csv" --seed "$SEED" \
+      --modality "$modality" --threshold-from "$val_predictions" --seed "$SEED" \
       --out "$EXP/$run/report_$modality" --no-registry
   done
 done

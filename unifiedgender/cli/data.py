@@ -52,6 +52,27 @@ def info_command(manifest: Path = typer.Argument(..., help="Manifest CSV.")) -> 
         print_table(table, title=f"{manifest.name}: {title}")
 
 
+@app.command("subset")
+def subset_command(
+    manifests: list[Path] = typer.Argument(..., help="Manifest CSV(s); several are concatenated (e.g. hands + faces)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Manifest CSV to write."),
+    per_subject: int = typer.Option(0, "--per-subject", help="At most this many images per subject (0: no cap)."),
+    max_subjects: int = typer.Option(0, "--max-subjects", help="At most this many subjects (0: all)."),
+    seed: int = typer.Option(0, help="Random seed; the same seed gives the same subset on any machine."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
+) -> None:
+    """Deterministic subsample: cap images per subject (e.g. LFW's 530 of one person) and/or the number of subjects."""
+    from unifiedgender.data.manifest import read_manifest, write_manifest
+    from unifiedgender.data.subset import concat_manifests, subset_manifest
+
+    df = concat_manifests([read_manifest(m) for m in manifests])
+    kept = subset_manifest(df, per_subject=per_subject, max_subjects=max_subjects, seed=seed)
+    write_manifest(kept, output, overwrite=overwrite)
+    typer.echo(
+        f"kept {len(kept)} of {len(df)} images, {kept['subject_id'].nunique()} of {df['subject_id'].nunique()} subjects -> {output}"
+    )
+
+
 @app.command("split")
 def split_command(
     manifest: Path = typer.Argument(..., help="Manifest CSV."),

@@ -35,6 +35,9 @@ def evaluate(
     tag: Optional[str] = typer.Option(None, "--tag", help="Run tag for the registry (default: the checkpoint's)."),
     train_dataset: Optional[str] = typer.Option(None, "--train-dataset", help="Training data for the registry (default: the checkpoint's config)."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Prediction batch size (with CHECKPOINT)."),
+    tta: bool = typer.Option(
+        False, "--tta", help="Average P(male) over each image and its mirror image (with CHECKPOINT; also for a --threshold-from manifest)."
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps (with CHECKPOINT)."),
 ) -> None:
     """Evaluate a checkpoint on a manifest (or an existing predictions table): metrics with subject-bootstrap CIs,
@@ -56,6 +59,8 @@ def evaluate(
         raise UserError("--data is for a CHECKPOINT; with --predictions the table already holds the data")
     if threshold is not None and threshold_from is not None:
         raise UserError("--threshold and --threshold-from exclude each other; pass one")
+    if tta and checkpoint is None:
+        raise UserError("--tta needs a CHECKPOINT to predict with; a --predictions table is evaluated as it is")
     if threshold_method not in THRESHOLD_METHODS:
         raise UserError(f"--threshold-method '{threshold_method}': use one of {', '.join(THRESHOLD_METHODS)}")
     modalities = _check_modalities(modality)
@@ -70,12 +75,12 @@ def evaluate(
     run: dict = {"tag": tag, "train_dataset": train_dataset, "category": "evaluation"}
     train_manifest = train_dataset  # where the majority-class baseline's class comes from, when readable
     if checkpoint is not None:
-        frame = _predict(checkpoint, data, modalities, batch_size, device, console)
+        frame = _predict(checkpoint, data, modalities, batch_size, device, console, tta)
         run.update(_checkpoint_run_info(checkpoint))
         train_manifest = run.get("train_dataset") or train_dataset  # --train-dataset only renames it in the registry
         run["tag"] = tag or run.get("tag")
         run["train_dataset"] = train_dataset or run.get("train_dataset")
-        run.update(checkpoint=str(checkpoint), test_dataset=_dataset_name(data), split=_split_name(frame, data))
+        run.update(checkpoint=str(checkpoint), test_dataset=_dataset_name(data), split=_split_name(frame, data), tta=tta)
         source = str(data)
     else:
         frame = read_predictions(predictions)
@@ -83,7 +88,7 @@ def evaluate(
         source = str(predictions)
     validation = None
     if threshold_from is not None:
-        validation = _validation_table(threshold_from, checkpoint, modalities, batch_size, device, console)
+        validation = _validation_table(threshold_from, checkpoint, modalities, batch_size, device, console, tta)
 
     report, table = evaluate_predictions(
         frame,
@@ -118,8 +123,10 @@ def _check_modalities(modality: list[str] | None) -> tuple[str, ...] | None:
     return tuple(modality) if modality else None
 
 
-def _predict(checkpoint: Path, manifest_path: Path, modalities: tuple[str, ...] | None, batch_size: int, device: str, console):
-    """Predictions table of `checkpoint` on a manifest's rows of `modalities` (all when None)."""
+def _predict(
+    checkpoint: Path, manifest_path: Path, modalities: tuple[str, ...] | None, batch_size: int, device: str, console, tta: bool = False
+):
+    """Predictions table of `checkpoint` on a manifest's rows of `modalities` (all when None); `tta`: mirror averaging."""
     from unifiedgender.data.manifest import read_manifest
     from unifiedgender.errors import UserError
 
@@ -132,14 +139,14 @@ def _predict(checkpoint: Path, manifest_path: Path, modalities: tuple[str, ...] 
         manifest = manifest[manifest["modality"].isin(modalities)].reset_index(drop=True)
         if manifest.empty:
             raise UserError(f"{manifest_path}: no rows with modality {', '.join(modalities)}; check --modality")
-    console.print(f"predicting {len(manifest)} images of {manifest_path} with {checkpoint}")
-    return predict_manifest(checkpoint, manifest, batch_size=batch_size, device=device)
+    console.print(f"predicting {len(manifest)} images of {manifest_path} with {checkpoint}{' (mirror TTA)' if tta else ''}")
+    return predict_manifest(checkpoint, manifest, batch_size=batch_size, device=device, tta=tta)
 
 
 def _validation_table(
-    path: Path, checkpoint: Path | None, modalities: tuple[str, ...] | None, batch_size: int, device: str, console
+    path: Path, checkpoint: Path | None, modalities: tuple[str, ...] | None, batch_size: int, device: str, console, tta: bool
 ):
-    """--threshold-from: a predictions table as is, or a manifest predicted with the checkpoint."""
+    """--threshold-from: a predictions table as is, or a manifest predicted with the checkpoint (with `tta` as the test)."""
     import pandas as pd
 
     from unifiedgender.errors import UserError
@@ -149,10 +156,12 @@ def _validation_table(
         raise UserError(f"--threshold-from: file not found: {path}")
     header = pd.read_csv(path, nrows=0).columns
     if "prob_male" in header:
+        if tta:
+            console.print(f"note: --threshold-from {path} is used as it is (no mirror TTA); give the validation manifest to choose the threshold under --tta")
         return read_predictions(path)
     if checkpoint is None:
         raise UserError(f"--threshold-from {path}: no 'prob_male' column; give a predictions table (or a manifest with CHECKPOINT)")
-    return _predict(checkpoint, path, modalities, batch_size, device, console)
+    return _predict(checkpoint, path, modalities, batch_size, device, console, tta)
 
 
 def _checkpoint_run_info(checkpoint: Path) -> dict:

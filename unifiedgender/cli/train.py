@@ -9,10 +9,14 @@ import typer
 
 ARCH_HELP = "umcc | mag | classifier | simple_cnn | resnet50_head | multitask"
 RESUMABLE = {"epochs", "workers", "log_every_steps", "save_every_steps"}
+RECIPES = sorted(p.stem for p in (Path(__file__).resolve().parent.parent / "recipes").glob("*.yaml"))
 
 
 def train(
     tag: Optional[str] = typer.Option(None, "--tag", help="Run tag <backbone>.<pretrain>_F#_A#_L#_Z#[_key=value][_seedN]."),
+    recipe: Optional[str] = typer.Option(
+        None, "--recipe", help=f"Suggested settings for a modality ({' | '.join(RECIPES)}); --config and flags override them."
+    ),
     arch: Optional[str] = typer.Option(None, "--arch", help=ARCH_HELP),
     train_csv: Optional[Path] = typer.Option(None, "--train", help="Training manifest (CSV)."),
     val_csv: Optional[Path] = typer.Option(None, "--val", help="Validation manifest (CSV)."),
@@ -32,6 +36,9 @@ def train(
     unfreeze_after: Optional[int] = typer.Option(None, "--unfreeze-after", help="Unfreeze every layer from epoch N on."),
     early_stop_patience: Optional[int] = typer.Option(None, "--early-stop-patience", help="Epochs without improvement before stopping; 0 = off [default: 5]."),
     early_stop_metric: Optional[str] = typer.Option(None, "--early-stop-metric", help="History column to watch [default: val_balanced_acc]."),
+    select_metric: Optional[str] = typer.Option(
+        None, "--select-metric", help="Which epoch becomes best.pt: val_balanced_acc | val_auc | val_acc | val_loss [default: val_balanced_acc]."
+    ),
     compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model."),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto | bf16 | fp16 | fp32 [default: auto = bf16/fp16 on GPU, fp32 on CPU]."),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | mps [default: auto]."),
@@ -54,20 +61,21 @@ def train(
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "optimizer": optimizer,
         "scheduler": scheduler, "image_size": image_size, "workers": workers, "seed": seed, "out": out and str(out),
         "weights": weights and str(weights), "pretrained": pretrained, "unfreeze_after": unfreeze_after,
-        "early_stop_patience": early_stop_patience, "early_stop_metric": early_stop_metric, "compile": compile,
+        "early_stop_patience": early_stop_patience, "early_stop_metric": early_stop_metric,
+        "select_metric": select_metric, "compile": compile,
         "precision": precision, "device": device, "cache": cache, "cache_dir": cache_dir and str(cache_dir),
         "save_every_steps": save_every_steps, "log_every_steps": log_every_steps,
     }
     if resume is not None:
         given = sorted(k for k, v in flags.items() if v is not None and k not in RESUMABLE)
-        if given or config is not None or overwrite:
+        if given or config is not None or recipe is not None or overwrite:
             raise UserError(f"--resume continues {resume} with its saved config.yaml; drop --{(given or ['config'])[0].replace('_', '-')}")
         saved = resume / "config.yaml"
         if not saved.is_file():
             raise UserError(f"nothing to resume: {saved} not found; start the run without --resume")
         cfg = resolve_config(str(saved), {**{k: v for k, v in flags.items() if k in RESUMABLE}, "out": str(resume)})
     else:
-        cfg = resolve_config(str(config) if config else None, flags)
+        cfg = resolve_config(str(config) if config else None, flags, recipe=recipe)
     with runtime_session(device=cfg.device, precision=cfg.precision, channels_last=cfg.channels_last, compile=cfg.compile) as rt:
         reporter = Reporter(enabled=rt.is_main_process, log_every_steps=cfg.log_every_steps)
         run_training(cfg, rt, overwrite=overwrite, resume=resume is not None, reporter=reporter)

@@ -15,6 +15,7 @@ ARCHS = ("umcc", "mag", "classifier", "simple_cnn", "resnet50_head", "multitask"
 OPTIMIZERS = ("adamw", "sgd", "adam")
 SCHEDULERS = ("cosine", "plateau")
 PATH_FIELDS = ("train", "val", "out", "weights", "cache_dir")
+SELECT_METRICS = ("val_balanced_acc", "val_auc", "val_acc", "val_loss")
 
 
 @dataclass
@@ -43,6 +44,7 @@ class TrainConfig:
     unfreeze_after: int | None = None
     early_stop_patience: int = 5
     early_stop_metric: str = "val_balanced_acc"
+    select_metric: str = "val_balanced_acc"  # which epoch becomes best.pt
     grad_clip: float | None = None
     focal_gamma: float = 2.0
     focal_alpha: float | None = None
@@ -67,6 +69,7 @@ class TrainConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("scheduler", self.scheduler, SCHEDULERS)
         _choice("cache", self.cache, ("auto", "memory", "disk"))
+        _choice("select_metric", self.select_metric, SELECT_METRICS)
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(self, name)})")
@@ -119,9 +122,15 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     return out
 
 
-def resolve_config(config_file: str | None, flags: dict[str, Any]) -> TrainConfig:
-    """Defaults, then the config file, then the flags that were given (None = not given)."""
-    values: dict[str, Any] = read_config_file(config_file) if config_file else {}
+def resolve_config(config_file: str | None, flags: dict[str, Any], recipe: str | None = None) -> TrainConfig:
+    """Defaults, then the recipe, then the config file, then the flags that were given (None = not given)."""
+    values: dict[str, Any] = {}
+    if recipe:
+        from unifiedgender.recipes import recipe_path
+
+        values.update(read_config_file(recipe_path(recipe)))
+    if config_file:
+        values.update(read_config_file(config_file))
     values.update({k: v for k, v in flags.items() if v is not None})
     for name in PATH_FIELDS:
         if values.get(name):

@@ -1,7 +1,7 @@
 """Wire a run together: manifests -> decoded caches -> model, loss, optimiser -> epochs -> run folder.
 
 Run folder (rank 0 writes, nothing else does): config.yaml, train.log, history.csv, training_curves.png,
-best.pt (best validation balanced accuracy), last.pt (full training state, rewritten atomically every
+best.pt (best epoch by --select-metric, validation balanced accuracy by default), last.pt (full training state, rewritten atomically every
 epoch and every --save-every-steps steps), val_predictions.csv (the best model's validation predictions),
 skipped_images.csv (unreadable images, when any).
 """
@@ -210,12 +210,11 @@ class Trainer:
         cfg = self.config
         self.history = cb.History(self.out_dir / "history.csv")
         self.callbacks: list[cb.Callback] = [self.history, cb.CurvePlot(self.history, self.out_dir / "training_curves.png"),
-                                             cb.BestCheckpoint("val_balanced_acc")]
+                                             cb.BestCheckpoint(cfg.select_metric, _mode(cfg.select_metric))]
         if cfg.scheduler == "plateau":
             self.callbacks.append(cb.ReduceLROnPlateau(self.optimizer, "val_loss", "min", cfg.plateau_factor, cfg.plateau_patience))
         if cfg.early_stop_patience > 0:
-            mode = "min" if cfg.early_stop_metric.endswith("loss") else "max"
-            self.callbacks.append(cb.EarlyStopping(cfg.early_stop_metric, mode, cfg.early_stop_patience))
+            self.callbacks.append(cb.EarlyStopping(cfg.early_stop_metric, _mode(cfg.early_stop_metric), cfg.early_stop_patience))
 
     # ----------------------------------------------------------------- checkpoints
     def _checkpoint(self, metrics: dict[str, float], resume: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -342,8 +341,9 @@ class Trainer:
             self.log(f"replicas in sync across {rt.world_size} ranks: {'yes' if agree else 'NO'}")
             if not agree:
                 raise RuntimeError("DDP replicas diverged: the ranks hold different weights")
-        best = next(c for c in self.callbacks if isinstance(c, cb.BestCheckpoint)).best
-        self.log(f"done: best val_balanced_acc {best:.4f}; run folder {self.out_dir}")
+        selector = next(c for c in self.callbacks if isinstance(c, cb.BestCheckpoint))
+        best = selector.best if selector.mode == "max" else -selector.best
+        self.log(f"done: best {selector.metric} {best:.4f}; run folder {self.out_dir}")
         return metrics
 
     def _on_step(self, epoch: int, progress: EpochProgress, n_steps: int) -> None:
@@ -371,6 +371,11 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def _mode(metric: str) -> str:
+    """Losses are minimised, everything else (accuracy, balanced accuracy, AUC) maximised."""
+    return "min" if metric.endswith("loss") else "max"
 
 
 def _rng_state(augment: DeviceAugment) -> dict[str, Any]:
