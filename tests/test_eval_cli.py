@@ -117,6 +117,7 @@ def test_evaluate_predictions_writes_report_plots_and_registry_row(workdir, monk
         (["evaluate", "--predictions", "test_preds.csv", "--age-buckets", "60,18"], "--age-buckets '60,18'"),
         (["evaluate", "--predictions", "test_preds.csv", "--threshold", "0"], "--threshold 0.0: must be in (0, 1]"),
         (["evaluate", "model.pt", "--data", "test_preds.csv"], "checkpoint not found: model.pt"),
+        (["evaluate", "--predictions", "test_preds.csv", "--tta"], "--tta needs a CHECKPOINT"),
         (["runs", "--registry", "nothing.csv"], "run registry not found: nothing.csv"),
     ],
 )
@@ -195,5 +196,32 @@ def test_evaluate_a_real_checkpoint_on_a_manifest(tmp_path, monkeypatch, capsys)
     assert renamed["majority_class_from"] == "training data (data/train.csv)"
     assert pd.read_csv(tmp_path / "metrics" / "final_metrics_with_full_configurations.csv").iloc[1]["train_dataset"] == "socofing-train"
 
+    # --tta: P(male) is the mean over each image and its mirror image, for the test and the --threshold-from manifest
+    code, out = run_ugn(monkeypatch, capsys, "evaluate", "tiny.pt", "--data", "test.csv", "--out", "rep_tta", "--tta",
+                        "--bootstrap", "0", "--no-plots", "--device", "cpu", "--threshold-from", "test.csv", "--no-registry")
+    assert code == 0, out
+    assert out.count("(mirror TTA)") == 2
+    assert json.loads((tmp_path / "rep_tta" / "report.json").read_text())["run"]["tta"] is True
+    mirrored = pd.read_csv(tmp_path / "rep_tta" / "predictions.csv")
+    assert_mirror_average(tmp_path / "tiny.pt", mirrored[ok], predictions.loc[ok, "prob_male"])
+
     code, out = run_ugn(monkeypatch, capsys, "evaluate", "tiny.pt", "--data", "test.csv", "--out", "rep2", "--modality", "hand")
     assert code == 2 and "test.csv: no rows with modality hand; check --modality" in out
+
+
+def assert_mirror_average(checkpoint: Path, mirrored: pd.DataFrame, plain: pd.Series) -> None:
+    """TTA probabilities = mean of the model's probabilities on each image and on its mirror image."""
+    import torch
+
+    from unifiedgender.checkpoint import load_checkpoint
+    from unifiedgender.data.images import load_image
+    from unifiedgender.data.transforms import build_eval_transform
+
+    model, info = load_checkpoint(checkpoint)
+    transform = build_eval_transform(info["data_config"])
+    images = torch.stack([transform(load_image(p)) for p in mirrored["path"]])
+    with torch.no_grad():
+        prob = lambda x: torch.sigmoid(model(x)["logit"]).numpy()  # noqa: E731
+        expected = (prob(images) + prob(images.flip(-1))) / 2
+    assert np.allclose(mirrored["prob_male"], expected, atol=1e-4)
+    assert not np.allclose(mirrored["prob_male"], plain, atol=1e-6)  # the mirror changed something

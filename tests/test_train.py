@@ -185,3 +185,44 @@ def test_single_gender_validation_set_is_refused_before_training(tmp_path):
     assert isinstance(result.exception, UserError)
     assert str(result.exception).startswith(f"{val}: every image is 'male'")
     assert not (tmp_path / "run" / "best.pt").exists()
+
+
+@pytest.mark.parametrize("metric, pick", [("val_loss", "idxmin"), ("val_auc", "idxmax"), ("val_balanced_acc", "idxmax")])
+def test_select_metric_decides_which_epoch_becomes_best(manifests, tmp_path, metric, pick):
+    from unifiedgender.checkpoint import read_checkpoint
+
+    out = tmp_path / "run"
+    result = invoke(*train_args(manifests, out, "simple_cnn_F0_An_Lb_Z0", "simple_cnn"), "--epochs", "3",
+                    "--lr", "3e-3", "--select-metric", metric)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    history = pd.read_csv(out / "history.csv").set_index("epoch")
+    expected = int(getattr(history[metric], pick)())  # first best epoch: later ties do not replace it
+    assert read_checkpoint(out / "best.pt")["metrics"]["epoch"] == expected
+    assert f"done: best {metric} {history.loc[expected, metric]:.4f}" in (out / "train.log").read_text()
+
+
+def test_recipe_supplies_settings_that_config_and_flags_override(manifests, tmp_path):
+    from unifiedgender.recipes import recipe_names
+
+    assert recipe_names() == ["face", "fingerprint", "hand", "unified"]
+    train, val = manifests
+    config = tmp_path / "mine.yaml"
+    config.write_text(yaml.safe_dump({"weight_decay": 0.05}))
+    out = tmp_path / "run"
+    result = invoke("--recipe", "hand", "--config", str(config), "--tag", f"{TINY}_F0_An_Lw_Z0", "--train", str(train),
+                    "--val", str(val), "--out", str(out), "--epochs", "1", "--batch-size", "4", "--image-size", "32",
+                    "--pretrained", "none", "--workers", "0", "--cache", "memory")
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert (saved["arch"], saved["lr"], saved["select_metric"], saved["early_stop_patience"]) == ("classifier", 3e-4, "val_auc", 0)
+    assert (saved["weight_decay"], saved["epochs"], saved["image_size"], saved["tag"]) == (0.05, 1, 32, f"{TINY}_F0_An_Lw_Z0")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--recipe", "feet"], "unknown recipe 'feet'; use one of face, fingerprint, hand, unified"),
+    (["--select-metric", "val_f1"], "unknown select_metric 'val_f1'; use one of val_balanced_acc, val_auc"),
+])
+def test_bad_recipe_or_select_metric_is_refused(manifests, tmp_path, args, message):
+    result = invoke(*train_args(manifests, tmp_path / "run", "simple_cnn_F0_An_Lb_Z0", "simple_cnn"), *args)
+    assert isinstance(result.exception, UserError) and message in str(result.exception)
+    assert not (tmp_path / "run").exists()
