@@ -126,7 +126,27 @@ def test_unified_full_profile_uses_the_published_backbone_and_evaluates_per_moda
     assert any("--tag tf_efficientnetv2_s.in1k_F0_Af_Lf_Z0 --arch umcc" in line for line in lines)
     assert any("--tag tf_efficientnetv2_s.in1k_F0_Af_Lf_Z0_gating=soft --arch mag" in line for line in lines)
     per_modality = [line for line in lines if line.startswith("ugn evaluate --predictions")]
-    assert len(per_modality) == 4 and sum("--modality face" in line for line in per_modality) == 2
+    assert len(per_modality) == 6 and sum("--modality face" in line for line in per_modality) == 3
+    recipe = [line for line in lines if line.startswith("ugn train --recipe unified")]
+    assert len(recipe) == 1 and recipe[0].endswith("--epochs 30")  # SIZE 0: the recipe keeps its input size
+    assert any("recipe/val_report_tta/predictions.csv" in line for line in per_modality)
+
+
+@pytest.mark.parametrize(("profile", "expected"), [
+    ("full", "--log-every-steps 50 --epochs 20 --image-size 224"),
+    ("cpu", "--log-every-steps 50"),
+])
+def test_recipe_run_adapts_the_recipe_to_the_profile_and_evaluates_with_tta(profile: str, expected: str,
+                                                                           tmp_path: Path) -> None:
+    result = run_script(EXPERIMENTS / "fingerprints.sh", tmp_path, PROFILE=profile, DRY_RUN="1", UGN="true",
+                        RUNS="recipe")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    train = [line for line in lines if line.startswith("ugn train")]
+    assert len(train) == 1 and train[0].startswith("ugn train --recipe fingerprint") and train[0].endswith(expected)
+    evaluate = [line for line in lines if line.startswith("ugn evaluate")]
+    assert [("--tta" in line, "--threshold-from" in line) for line in evaluate] == [(False, False), (True, False), (True, True)]
+    assert "--data " + str(tmp_path / "out" / "fingerprints" / "data" / "split" / "test.csv") in evaluate[2]
 
 
 def test_runs_from_a_slurm_spool_copy(tmp_path: Path) -> None:
@@ -136,3 +156,18 @@ def test_runs_from_a_slurm_spool_copy(tmp_path: Path) -> None:
     result = run_script(spool, tmp_path, DRY_RUN="1", UGN="true", SLURM_SUBMIT_DIR=str(REPO))
     assert result.returncode == 0, result.stderr
     assert any(line.startswith("ugn train --tag tf_efficientnet_lite0.in1k") for line in result.stdout.splitlines())
+
+
+def test_summarize_validation_rows_pick_the_epoch_the_tool_keeps(tmp_path: Path) -> None:
+    run = tmp_path / "faces" / "recipe"
+    (run / "val_report_tta").mkdir(parents=True)
+    (run / "config.yaml").write_text("tag: lite0_F0_Af_Lw_Z0\narch: classifier\nimage_size: 128\nselect_metric: val_loss\n")
+    (run / "history.csv").write_text("epoch,val_loss,val_balanced_acc,val_auc\n1,0.5,0.70,0.80\n2,0.4,0.60,0.85\n"
+                                     "3,0.4,0.90,0.95\n4,0.6,0.95,0.97\n")
+    (run / "val_report_tta" / "report.json").write_text(json.dumps({"image_level": {"metrics": {"roc_auc": 0.8612}}}))
+    result = subprocess.run([sys.executable, str(EXPERIMENTS / "summarize.py"), str(run), "--validation"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    # lowest validation loss first reached in epoch 2 (the tie in epoch 3 does not replace it)
+    assert result.stdout.splitlines()[2] == (
+        "| faces/recipe | `lite0_F0_Af_Lw_Z0` | 128 px | val_loss | 2 of 4 | 0.600 | 0.850 | 0.861 |")

@@ -94,7 +94,7 @@ pretrained_tag() {
 recipe_flags() {
   case "$PROFILE" in
     cpu)  RECIPE_FLAGS=() ;;
-    full) RECIPE_FLAGS=(--epochs "$EPOCHS"); [ "${SIZE:-0}" != 0 ] && RECIPE_FLAGS+=(--image-size "$SIZE") ;;
+    full) RECIPE_FLAGS=(--epochs "$EPOCHS"); if [ "${SIZE:-0}" != 0 ]; then RECIPE_FLAGS+=(--image-size "$SIZE"); fi ;;
     tiny) RECIPE_FLAGS=(--epochs 1 --image-size 64) ;;
   esac
 }
