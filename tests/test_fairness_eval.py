@@ -180,3 +180,39 @@ def test_missing_truth_is_excluded_and_counted():
     table = prepare_table(df)
     assert table.excluded == {"unreadable image: truncated": 1, "no ground-truth gender": 1}
     assert len(table.frame) == 7
+
+
+def test_gap_interval_resamples_subjects_jointly_as_sklearn_with_weights():
+    """Each replicate: metric(best group) - metric(worst group) with the same subject draw; checked with sklearn."""
+    from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+
+    from unifiedgender.evaluation.bootstrap import gap_intervals, resample_counts
+
+    rng = np.random.default_rng(3)
+    subjects = np.repeat(np.arange(40), 3)
+    y = (subjects % 2).astype(int)
+    groups = np.where(subjects < 24, "big", "small")
+    probs = np.clip(0.5 + (y - 0.5) * np.where(groups == "big", 0.6, 0.2) + rng.normal(0, 0.25, len(y)), 0.01, 0.99)
+    pairs = {"balanced_accuracy": ("big", "small"), "roc_auc": ("big", "small")}
+    got = gap_intervals(y, probs, subjects, groups, pairs, threshold=0.5, n_resamples=200, seed=5)
+    _, index = np.unique(subjects.astype(str), return_inverse=True)
+    weights = resample_counts(40, 200, 5, n_images=len(y))[:, index]
+    pred = (probs >= 0.5).astype(int)
+    for name, score in (("balanced_accuracy", lambda m, w: balanced_accuracy_score(y[m], pred[m], sample_weight=w)),
+                        ("roc_auc", lambda m, w: roc_auc_score(y[m], probs[m], sample_weight=w))):
+        gaps = []
+        for w in weights:
+            big, small = (groups == "big") & (w > 0), (groups == "small") & (w > 0)
+            if len(set(y[big])) == 2 and len(set(y[small])) == 2:
+                gaps.append(score(big, w[big]) - score(small, w[small]))
+        assert got[name] == pytest.approx(tuple(np.percentile(gaps, [2.5, 97.5])))
+    assert got["balanced_accuracy"][0] > 0  # the big group's clearly better scores: the gap excludes 0
+
+
+def test_report_names_the_groups_of_each_gap_and_its_interval(report):
+    modality = report["fairness"]["modality"]
+    assert modality["difference_groups"]["balanced_accuracy"] == ["face", "hand"]
+    low, high = modality["difference_ci"]["balanced_accuracy"]
+    assert low <= modality["difference"]["balanced_accuracy"] <= high
+    gender = report["fairness"]["gender"]
+    assert gender["difference_ci"]["tpr"] is None  # undefined gap: no interval either

@@ -162,3 +162,41 @@ def _ranking_metrics(
     precision = np.nan_to_num(tp_at / (tp_at + fp_at))
     ap = (pos[:, ::-1] * precision).sum(axis=1) / total_pos
     return auc, ap
+
+
+def gap_intervals(
+    y: np.ndarray,
+    probs: np.ndarray,
+    subjects: np.ndarray,
+    groups: np.ndarray,
+    pairs: dict[str, tuple[str, str]],
+    threshold: float = 0.5,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = CI_LEVEL,
+) -> dict[str, tuple[float, float]]:
+    """95% intervals of metric(group A) - metric(group B) for each `pairs[metric] = (A, B)`.
+
+    Subjects are resampled jointly over all groups (one draw per resample), so each replicate compares the
+    two groups on the same resampled population; resamples where either side is undefined are left out.
+    """
+    y = np.asarray(y, dtype=np.int64)
+    probs = np.asarray(probs, dtype=np.float64)
+    groups = np.asarray(groups).astype(str)
+    _, subject_index = np.unique(np.asarray(subjects).astype(str), return_inverse=True)
+    n_subjects = int(subject_index.max()) + 1 if len(y) else 0
+    needed = sorted({g for pair in pairs.values() for g in pair})
+    masks = {g: groups == g for g in needed}
+    gaps: dict[str, list[np.ndarray]] = {name: [] for name in pairs}
+    for counts in resample_chunks(n_subjects, n_resamples, seed, len(y)):
+        weights = counts.astype(np.float64)
+        per_group = {g: weighted_metrics(y[m], probs[m], subject_index[m], weights, threshold) for g, m in masks.items()}
+        for name, (a, b) in pairs.items():
+            gaps[name].append(per_group[a][name] - per_group[b][name])
+    tail = (1 - level) / 2 * 100
+    out: dict[str, tuple[float, float]] = {}
+    for name, blocks in gaps.items():
+        values = np.concatenate(blocks) if blocks else np.empty(0)
+        values = values[~np.isnan(values)]
+        out[name] = (float("nan"), float("nan")) if values.size == 0 else tuple(float(v) for v in np.percentile(values, [tail, 100 - tail]))
+    return out

@@ -23,7 +23,7 @@ from fairlearn.metrics import (
 )
 from sklearn import metrics as skm
 
-from unifiedgender.evaluation.bootstrap import subject_bootstrap
+from unifiedgender.evaluation.bootstrap import gap_intervals, subject_bootstrap
 from unifiedgender.evaluation.metrics import predict_labels
 from unifiedgender.evaluation.table import EvaluationTable
 from unifiedgender.evaluation.thresholds import select_threshold
@@ -91,6 +91,13 @@ def attribute_report(
     defined = values.notna().sum() >= 2  # a gap needs two groups where the metric is defined
     difference = (values.max() - values.min()).where(defined)
     ratio = (values.min() / values.max()).where(defined)
+    # the gap is between the best and the worst group of each metric; its CI resamples subjects jointly
+    pairs = {name: _extremes(values[name]) for name in GROUP_METRICS if defined[name]}
+    gap_ci = (
+        gap_intervals(y, probs, table.subjects, groups.astype(str).to_numpy(), pairs, threshold, n_resamples, seed)
+        if n_resamples and pairs
+        else {}
+    )
     pred = predict_labels(probs, threshold)
     # fairlearn counts an undefined TPR or FPR (a group without males or females) as 0, which would invent a
     # gap: equalized odds is taken over the groups holding both classes, and the others are named
@@ -111,6 +118,8 @@ def attribute_report(
     return {
         "groups": out_groups,
         "difference": {k: _clean(v) for k, v in difference.items()},
+        "difference_groups": {k: list(v) for k, v in pairs.items()},
+        "difference_ci": {k: [_clean(v) for v in gap_ci[k]] if k in gap_ci else None for k in difference.index},
         "ratio": {k: _clean(v) for k, v in ratio.items()},
         "demographic_parity_difference": _clean(dp),
         "equalized_odds_difference": _clean(eo),
@@ -156,6 +165,12 @@ def fairness_report(
             }
         report[attribute] = entry
     return report
+
+
+def _extremes(column: pd.Series) -> tuple[str, str]:
+    """(best group, worst group) of one metric; two different groups even when all values tie."""
+    best = column.idxmax()
+    return str(best), str(column.drop(best).idxmin())
 
 
 def _clean(value) -> float | None:

@@ -122,7 +122,12 @@ def render_markdown(report: dict) -> str:
                 _fmt(values[m]) + ("" if values[m] is None else f" {_fmt_ci(values[f'{m}_ci'])}") for m in GROUP_METRICS
             )
             lines.append(f"| {group} | {values['n']} | {values['n_subjects']} | {cells_text} |")
-        lines.append("| difference (max - min) | | | " + " | ".join(_fmt(entry["difference"][m]) for m in GROUP_METRICS) + " |")
+        gap_ci = entry.get("difference_ci") or {}
+        lines.append(
+            "| difference (max - min) | | | "
+            + " | ".join(_fmt(entry["difference"][m]) + (f" {_fmt_ci(gap_ci[m])}" if gap_ci.get(m) else "") for m in GROUP_METRICS)
+            + " |"
+        )
         lines.append("| ratio (min / max) | | | " + " | ".join(_fmt(entry["ratio"][m]) for m in GROUP_METRICS) + " |")
         lines.append("")
         thresholds = entry.get("per_group_thresholds")
