@@ -226,3 +226,15 @@ def test_bad_recipe_or_select_metric_is_refused(manifests, tmp_path, args, messa
     result = invoke(*train_args(manifests, tmp_path / "run", "simple_cnn_F0_An_Lb_Z0", "simple_cnn"), *args)
     assert isinstance(result.exception, UserError) and message in str(result.exception)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_matching_recipe_is_suggested_without_changing_anything(manifests, tmp_path):
+    from unifiedgender.recipes import suggested_recipe
+
+    assert [suggested_recipe(m) for m in ({"hand", "face"}, {"fingerprint"}, {"face"}, {"fluting_tactile"}, {"hand", "fingerprint"})] == [
+        "unified", "fingerprint", "face", None, None]
+    out = tmp_path / "run"
+    result = invoke(*train_args(manifests, out, "simple_cnn_F0_An_Lb_Z0", "simple_cnn"))
+    assert result.exit_code == 0, result.output
+    assert "tip: `--recipe unified` holds the settings validation chose" in result.output  # hands + faces
+    assert yaml.safe_load((out / "config.yaml").read_text())["select_metric"] == "val_balanced_acc"

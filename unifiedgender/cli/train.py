@@ -76,6 +76,24 @@ def train(
         cfg = resolve_config(str(saved), {**{k: v for k, v in flags.items() if k in RESUMABLE}, "out": str(resume)})
     else:
         cfg = resolve_config(str(config) if config else None, flags, recipe=recipe)
+        if recipe is None:
+            _suggest_recipe(cfg.train)
     with runtime_session(device=cfg.device, precision=cfg.precision, channels_last=cfg.channels_last, compile=cfg.compile) as rt:
         reporter = Reporter(enabled=rt.is_main_process, log_every_steps=cfg.log_every_steps)
         run_training(cfg, rt, overwrite=overwrite, resume=resume is not None, reporter=reporter)
+
+
+def _suggest_recipe(train_manifest: str) -> None:
+    """Name the bundled recipe for the training data's modality (a tip on stderr; nothing changes)."""
+    import csv
+
+    from unifiedgender.recipes import suggested_recipe
+
+    try:
+        with open(train_manifest, newline="", encoding="utf-8") as handle:
+            modalities = {row.get("modality") or "" for row in csv.DictReader(handle)}
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return  # the trainer reports unreadable manifests with the fix
+    name = suggested_recipe(modalities)
+    if name:
+        typer.echo(f"tip: `--recipe {name}` holds the settings validation chose for this data (docs/training.md)", err=True)

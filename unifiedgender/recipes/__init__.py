@@ -24,3 +24,13 @@ def recipe_path(name: str) -> Path:
     if name not in recipe_names():
         raise UserError(f"unknown recipe '{name}'; use one of {', '.join(recipe_names())}")
     return path
+
+
+def suggested_recipe(modalities: set[str]) -> str | None:
+    """The recipe for a training set of these modalities (hands and faces together: unified), else None."""
+    if modalities == {"hand", "face"}:
+        return "unified"
+    if len(modalities) == 1:
+        (only,) = modalities
+        return only if only in recipe_names() else None
+    return None
