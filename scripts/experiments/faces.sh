@@ -2,9 +2,11 @@
 # LFW (deep-funneled, 5,749 identities) sex classification with an identity-level split. Training and
 # validation images are capped per identity (CAP, default 2: George_W_Bush alone has 530 images); the test
 # set keeps every image of its identities in the full profile (the report's subject level averages them).
-# The cpu profile also subsamples identities (SUBJECTS) before splitting, and caps the test set too.
-# Runs (RUNS; default lite0): lite0 (EfficientNet-Lite0, ImageNet, offline), mobilenet_v2 (torchvision V1).
-# Usage: PROFILE=cpu|full [RUNS=lite0] [CAP=2] [SUBJECTS=900] bash scripts/experiments/faces.sh
+# The cpu profile caps every identity before splitting (so the test set is capped too) and may keep only
+# SUBJECTS identities (default all; the tiny profile keeps 40).
+# Runs (RUNS; default "lite0 recipe"): lite0 (EfficientNet-Lite0, ImageNet, offline), mobilenet_v2
+# (torchvision V1), recipe (`ugn train --recipe face`, evaluated with mirror TTA).
+# Usage: PROFILE=cpu|full [RUNS="lite0 recipe"] [CAP=2] [SUBJECTS=all|N] bash scripts/experiments/faces.sh
 #SBATCH --job-name=ugn-faces
 #SBATCH --nodes=1
 #SBATCH --gpus-per-node=1
@@ -22,7 +24,7 @@ AUG=${AUG:-Af}
 CAP=${CAP:-2}
 case "$PROFILE" in
   full) EPOCHS=${EPOCHS:-20} SIZE=${SIZE:-224} SUBJECTS=0 ;;
-  cpu)  EPOCHS=${EPOCHS:-5}  SIZE=${SIZE:-112} SUBJECTS=${SUBJECTS:-2000} ;;
+  cpu)  EPOCHS=${EPOCHS:-5}  SIZE=${SIZE:-112} SUBJECTS=${SUBJECTS:-all} ;;
   tiny) EPOCHS=1 SIZE=64 SUBJECTS=${SUBJECTS:-40} ;;
 esac
 start_experiment "$NAME"
@@ -35,7 +37,8 @@ if [ "$SUBJECTS" = 0 ]; then
 else
   mkdir -p "$D"
   timed import ugn data import lfw "$UGN_DATA/lfw_gender" -o "$D/manifest.csv"
-  cap "$D/subset.csv" "$D/manifest.csv" --max-subjects "$SUBJECTS" --per-subject "$CAP"
+  if [ "$SUBJECTS" = all ]; then cap "$D/subset.csv" "$D/manifest.csv" --per-subject "$CAP"
+  else cap "$D/subset.csv" "$D/manifest.csv" --max-subjects "$SUBJECTS" --per-subject "$CAP"; fi
   info "$D/subset.csv" "$D/info.txt"
   timed split ugn data split "$D/subset.csv" --ratios 0.7,0.15,0.15 --seed "$SEED" -o "$D/split"
   timed copy cp "$D/split/train.csv" "$D/split/train_capped.csv"
