@@ -1,9 +1,10 @@
 #!/bin/bash
 # 11K Hands (10 % thumbnail subset, 184 subjects) sex classification with a subject-level split; fairness by
 # skin colour and age (the importer adds both from HandInfo.csv, the report breaks them down).
-# Runs (RUNS; default lite0): lite0 (EfficientNet-Lite0 classifier, ImageNet, found offline),
-# mobilenet_v2 (torchvision IMAGENET1K_V1; UGN_WEIGHTS_DIR or online).
-# Usage: PROFILE=cpu|full [RUNS="lite0 mobilenet_v2"] [SEED=0] bash scripts/experiments/hands.sh
+# Runs (RUNS; default "lite0 recipe"): lite0 (EfficientNet-Lite0 classifier, ImageNet, found offline),
+# mobilenet_v2 (torchvision IMAGENET1K_V1; UGN_WEIGHTS_DIR or online), recipe (`ugn train --recipe hand`,
+# evaluated with mirror TTA).
+# Usage: PROFILE=cpu|full [RUNS="lite0 recipe"] [SEED=0] bash scripts/experiments/hands.sh
 #SBATCH --job-name=ugn-hands
 #SBATCH --nodes=1
 #SBATCH --gpus-per-node=1

@@ -2,10 +2,11 @@
 # Unified hand-or-face models trained on 11K Hands + LFW together (subject-level split stratified by modality),
 # evaluated on the mixed test set and per modality (hand, face; threshold chosen on the run's own validation
 # predictions of that modality). LFW is capped per identity (CAP, default 2) so that it does not swamp the hands.
-# Runs (RUNS; default "umcc mag"): umcc (UnifiedGenderNet's UMCC), mag (MAG, soft gating).
+# Runs (RUNS; default "umcc mag recipe"): umcc (UnifiedGenderNet's UMCC), mag (MAG, soft gating), recipe
+# (`ugn train --recipe unified`: UMCC on EfficientNet-Lite0 at 128 px, evaluated with mirror TTA).
 # Backbone: BACKBONE (cpu default tf_efficientnet_lite0.in1k, offline; full default tf_efficientnetv2_s.in1k as
 # in UnifiedGenderNet, which needs network access or WEIGHTS=path to its ImageNet file).
-# Usage: PROFILE=cpu|full [RUNS="umcc mag"] [SUBJECTS=400] bash scripts/experiments/unified.sh
+# Usage: PROFILE=cpu|full [RUNS="umcc mag recipe"] [SUBJECTS=400] bash scripts/experiments/unified.sh
 #SBATCH --job-name=ugn-unified
 #SBATCH --nodes=1
 #SBATCH --gpus-per-node=1
