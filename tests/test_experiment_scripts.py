@@ -171,3 +171,23 @@ def test_summarize_validation_rows_pick_the_epoch_the_tool_keeps(tmp_path: Path)
     # lowest validation loss first reached in epoch 2 (the tie in epoch 3 does not replace it)
     assert result.stdout.splitlines()[2] == (
         "| faces/recipe | `lite0_F0_Af_Lw_Z0` | 128 px | val_loss | 2 of 4 | 0.600 | 0.850 | 0.861 |")
+
+
+def test_summarize_paired_differences_use_each_runs_threshold(tmp_path: Path) -> None:
+    """B ranks every male above every female; A ranks one pair wrongly and thresholds at its own 0.5."""
+    rows = [("s1", "male", 0.9, 0.8), ("s2", "male", 0.4, 0.7), ("s3", "female", 0.6, 0.2), ("s4", "female", 0.1, 0.3),
+            ("s5", "male", 0.8, 0.9), ("s6", "female", 0.3, 0.1)]
+    folders = []
+    for name, column, threshold in (("a", 2, 0.5), ("b", 3, 0.5)):
+        report = tmp_path / "exp" / name / "report"
+        report.mkdir(parents=True)
+        (report / "report.json").write_text(json.dumps({"threshold": {"value": threshold}}))
+        lines = ["path,subject_id,gender,prob_male,status"] + [f"/img/{r[0]}.png,{r[0]},{r[1]},{r[column]},ok" for r in rows]
+        (report / "predictions.csv").write_text("\n".join(lines) + "\n")
+        folders.append(str(report))
+    result = subprocess.run([sys.executable, str(EXPERIMENTS / "summarize.py"), *folders, "--paired"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    row = result.stdout.splitlines()[2]
+    # A: males 2 of 3 right, females 2 of 3 right -> BA 2/3; 1 of 9 male-female pairs misordered -> AUC 8/9. B: 1, 1.
+    assert row.startswith("| exp/b minus exp/a | 6 (6) | +0.333 [") and "| +0.111 [" in row

@@ -3,6 +3,7 @@
 Usage: summarize.py REPORT_DIR [--level N]
        summarize.py REPORT_DIR [REPORT_DIR ...] --rows   (one summary-table row per report, from report.json)
        summarize.py RUN_DIR [RUN_DIR ...] --validation   (one row per training run: what validation saw)
+       summarize.py REPORT_A REPORT_B [REPORT_A REPORT_B ...] --paired   (B minus A on the same test images)
 
 Keeps the report's header lines, its metrics and confusion-matrix tables and its fairness tables; drops the
 embedded plots (results.md does not commit PNGs) and shifts the headings down by N levels (default 2).
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import random
 import sys
 from pathlib import Path
 
@@ -92,13 +94,100 @@ def validation_row(run_dir: Path) -> str:
             f"| {float(best['val_balanced_acc']):.3f} | {float(best['val_auc']):.3f} | {tta} |")
 
 
+PAIRED_HEADER = (
+    "| B minus A | images (subjects) | image BA difference [95% CI] | image ROC-AUC difference [95% CI] |\n"
+    "|---|---|---|---|"
+)
+
+
+def _scored_rows(report_dir: Path) -> tuple[dict[str, tuple[str, int, float]], float]:
+    """{path: (subject, male?, P(male))} of the readable rows, and the report's threshold."""
+    threshold = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))["threshold"]["value"]
+    with (report_dir / "predictions.csv").open(newline="", encoding="utf-8") as handle:
+        rows = {r["path"]: (r["subject_id"], int(r["gender"] == "male"), float(r["prob_male"]))
+                for r in csv.DictReader(handle) if r.get("status", "ok") == "ok" and r["prob_male"] not in ("", "nan")}
+    return rows, threshold
+
+
+def _weighted_ba(y: list[int], pred: list[int], w: list[float]) -> float:
+    tp = sum(wi for yi, pi, wi in zip(y, pred, w) if yi and pi)
+    pos = sum(wi for yi, wi in zip(y, w) if yi)
+    tn = sum(wi for yi, pi, wi in zip(y, pred, w) if not yi and not pi)
+    neg = sum(wi for yi, wi in zip(y, w) if not yi)
+    return (tp / pos + tn / neg) / 2 if pos and neg else float("nan")
+
+
+def _weighted_auc(order: list[int], y: list[int], probs: list[float], w: list[float]) -> float:
+    """ROC-AUC with image weights (ties count one half); `order` sorts the images by score once for all resamples."""
+    below = total_pos = total_neg = area = 0.0
+    i = 0
+    while i < len(order):
+        j, pos, neg = i, 0.0, 0.0
+        while j < len(order) and probs[order[j]] == probs[order[i]]:
+            k = order[j]
+            pos, neg = (pos + w[k], neg) if y[k] else (pos, neg + w[k])
+            j += 1
+        area += pos * (below + 0.5 * neg)
+        below += neg
+        total_pos, total_neg = total_pos + pos, total_neg + neg
+        i = j
+    return area / (total_pos * total_neg) if total_pos and total_neg else float("nan")
+
+
+def _percentiles(values: list[float]) -> tuple[float, float]:
+    values = sorted(v for v in values if v == v)
+    pick = lambda q: values[min(len(values) - 1, max(0, round(q * (len(values) - 1))))]  # noqa: E731
+    return pick(0.025), pick(0.975)
+
+
+def paired_row(a_dir: Path, b_dir: Path, resamples: int = 1000, seed: int = 0) -> str:
+    """B minus A on the images both evaluated, each at its own threshold; subjects resampled jointly (paired)."""
+    (a_rows, a_cut), (b_rows, b_cut) = _scored_rows(a_dir), _scored_rows(b_dir)
+    paths = sorted(set(a_rows) & set(b_rows))
+    subjects = sorted({a_rows[p][0] for p in paths})
+    index = {s: i for i, s in enumerate(subjects)}
+    owner = [index[a_rows[p][0]] for p in paths]
+    y = [a_rows[p][1] for p in paths]
+    a_prob, b_prob = [a_rows[p][2] for p in paths], [b_rows[p][2] for p in paths]
+    a_pred, b_pred = [int(p >= a_cut) for p in a_prob], [int(p >= b_cut) for p in b_prob]
+    a_order = sorted(range(len(paths)), key=a_prob.__getitem__)
+    b_order = sorted(range(len(paths)), key=b_prob.__getitem__)
+
+    def gaps(w: list[float]) -> tuple[float, float]:
+        return (_weighted_ba(y, b_pred, w) - _weighted_ba(y, a_pred, w),
+                _weighted_auc(b_order, y, b_prob, w) - _weighted_auc(a_order, y, a_prob, w))
+
+    point = gaps([1.0] * len(paths))
+    rng = random.Random(seed)
+    draws = []
+    for _ in range(resamples):
+        counts = [0] * len(subjects)
+        for s in rng.choices(range(len(subjects)), k=len(subjects)):
+            counts[s] += 1
+        draws.append(gaps([float(counts[o]) for o in owner]))
+    cells = [f"{point[i]:+.3f} [{lo:+.3f}, {hi:+.3f}]" for i, (lo, hi) in enumerate(_percentiles([d[i] for d in draws]) for i in (0, 1))]
+    name = lambda d: "/".join([d.parent.parent.name, d.parent.name])  # noqa: E731
+    return f"| {name(b_dir)} minus {name(a_dir)} | {len(paths)} ({len(subjects)}) | {cells[0]} | {cells[1]} |"
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("report_dirs", type=Path, nargs="+")
     parser.add_argument("--level", type=int, default=2)
     parser.add_argument("--rows", action="store_true", help="summary-table rows instead of sections")
     parser.add_argument("--validation", action="store_true", help="arguments are run folders: validation rows")
+    parser.add_argument("--paired", action="store_true", help="pairs of report folders: B minus A with paired CIs")
     args = parser.parse_args(argv)
+    if args.paired:
+        if len(args.report_dirs) % 2:
+            sys.exit("summarize: --paired takes report folders in pairs (A B [A B ...])")
+        for folder in args.report_dirs:
+            if not (folder / "predictions.csv").is_file() or not (folder / "report.json").is_file():
+                sys.exit(f"summarize: {folder} has no predictions.csv/report.json: is it a `ugn evaluate` report folder?")
+        print(PAIRED_HEADER)
+        for a, b in zip(args.report_dirs[::2], args.report_dirs[1::2]):
+            print(paired_row(a, b))
+        return 0
     if args.validation:
         for folder in args.report_dirs:
             if not (folder / "history.csv").is_file() or not (folder / "config.yaml").is_file():
