@@ -209,10 +209,21 @@ def test_gap_interval_resamples_subjects_jointly_as_sklearn_with_weights():
     assert got["balanced_accuracy"][0] > 0  # the big group's clearly better scores: the gap excludes 0
 
 
-def test_report_names_the_groups_of_each_gap_and_its_interval(report):
+def test_report_names_the_groups_of_each_gap_and_gives_no_interval_for_tiny_groups(report):
     modality = report["fairness"]["modality"]
-    assert modality["difference_groups"]["balanced_accuracy"] == ["face", "hand"]
-    low, high = modality["difference_ci"]["balanced_accuracy"]
-    assert low <= modality["difference"]["balanced_accuracy"] <= high
+    assert modality["difference_groups"] == {}  # 4 subjects per modality: below MIN_GAP_SUBJECTS
+    assert modality["difference"]["balanced_accuracy"] == pytest.approx(0.25)
+    assert modality["difference_ci"]["balanced_accuracy"] is None
     gender = report["fairness"]["gender"]
     assert gender["difference_ci"]["tpr"] is None  # undefined gap: no interval either
+
+
+def test_gap_interval_for_groups_with_enough_subjects():
+    rng = np.random.default_rng(0)
+    rows = [{"subject_id": f"s{i}", "modality": ("hand", "face")[i % 2], "gender": ("female", "male")[(i // 2) % 2],
+             "prob_male": float(np.clip(0.5 + ((i // 2) % 2 - 0.5) * (0.8 if i % 2 else 0.2) + rng.normal(0, 0.2), 0, 1)),
+             "path": f"/img/{i}.png", "status": "ok"} for i in range(40)]
+    modality = evaluate_predictions(pd.DataFrame(rows), n_resamples=200, seed=0)[0]["fairness"]["modality"]
+    assert modality["difference_groups"]["roc_auc"] == ["face", "hand"]  # the face scores separate better
+    low, high = modality["difference_ci"]["roc_auc"]
+    assert low <= modality["difference"]["roc_auc"] <= high

@@ -66,6 +66,9 @@ def group_metric_frame(y: np.ndarray, probs: np.ndarray, groups: pd.Series, thre
         return MetricFrame(metrics=metrics, y_true=y, y_pred=probs, sensitive_features=groups.to_numpy())
 
 
+MIN_GAP_SUBJECTS = 5  # a gap's interval needs this many subjects in both groups: fewer cannot show their spread
+
+
 def attribute_report(
     table: EvaluationTable,
     attribute: str,
@@ -93,6 +96,7 @@ def attribute_report(
     ratio = (values.min() / values.max()).where(defined)
     # the gap is between the best and the worst group of each metric; its CI resamples subjects jointly
     pairs = {name: _extremes(values[name]) for name in GROUP_METRICS if defined[name]}
+    pairs = {name: pair for name, pair in pairs.items() if min(out_groups[g]["n_subjects"] for g in pair) >= MIN_GAP_SUBJECTS}
     gap_ci = (
         gap_intervals(y, probs, table.subjects, groups.astype(str).to_numpy(), pairs, threshold, n_resamples, seed)
         if n_resamples and pairs
