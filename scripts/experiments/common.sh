@@ -117,6 +117,16 @@ train_eval_recipe() {
     --out "$EXP/$run/report" --registry "$EXP/registry.csv"
 }
 
+# classifier_run RUN RECIPE TRAIN VAL TEST: RUN `recipe` trains with `--recipe RECIPE` (train_eval_recipe); any
+# other RUN is an offline-pretrained classifier (pretrained_tag) with EPOCHS, SIZE and LR (default 3e-4).
+# An unknown RUN stops the script, naming RUN_CHOICES (default: lite0, mobilenet_v2, recipe).
+classifier_run() {
+  local run=$1 recipe=$2 train=$3 val=$4 test=$5 tag
+  if [ "$run" = recipe ]; then train_eval_recipe recipe "$recipe" "$train" "$val" "$test"; return; fi
+  tag=$(pretrained_tag "$run") || { echo "unknown run '$run' (${RUN_CHOICES:-lite0, mobilenet_v2, recipe})" >&2; exit 2; }
+  train_eval "$run" "$tag" classifier "$train" "$val" "$test" --epochs "$EPOCHS" --image-size "$SIZE" --lr "${LR:-3e-4}"
+}
+
 # train_eval RUN TAG ARCH TRAIN VAL TEST [ugn train flags]: train into EXP/RUN, evaluate on TEST with the
 # threshold chosen (Youden) on the run's validation predictions, report into EXP/RUN/report.
 train_eval() {

@@ -46,11 +46,6 @@ else
   TEST=$D/split/test.csv
 fi
 for run in $RUNS; do
-  if [ "$run" = recipe ]; then
-    train_eval_recipe recipe face "$D/split/train_capped.csv" "$D/split/val_capped.csv" "$TEST"; continue
-  fi
-  tag=$(pretrained_tag "$run") || { echo "unknown run '$run' (lite0, mobilenet_v2, recipe)" >&2; exit 2; }
-  train_eval "$run" "$tag" classifier "$D/split/train_capped.csv" "$D/split/val_capped.csv" "$TEST" \
-    --epochs "$EPOCHS" --image-size "$SIZE" --lr "${LR:-3e-4}"
+  classifier_run "$run" face "$D/split/train_capped.csv" "$D/split/val_capped.csv" "$TEST"
 done
 finish_experiment

@@ -20,6 +20,7 @@ NAME=fingerprints
 RUNS=${RUNS:-simple_cnn lite0 mobilenet_v2 recipe}
 LOSS=${LOSS:-Lb}      # Lw weights the minority (female) class
 AUG=${AUG:-Af}        # augmentation preset of the pretrained runs
+RUN_CHOICES="simple_cnn, lite0, mobilenet_v2, recipe"
 case "$PROFILE" in
   full) EPOCHS=${EPOCHS:-20} SIZE=${SIZE:-224} CNN_EPOCHS=${CNN_EPOCHS:-30} SUBJECTS=0 ;;
   cpu)  EPOCHS=${EPOCHS:-3}  SIZE=${SIZE:-96} CNN_EPOCHS=${CNN_EPOCHS:-5} SUBJECTS=${SUBJECTS:-0} ;;
@@ -37,13 +38,8 @@ for run in $RUNS; do
   if [ "$run" = simple_cnn ]; then
     train_eval simple_cnn "simple_cnn_F0_An_Lb_Z0" simple_cnn \
       "$SPLIT/train.csv" "$SPLIT/val.csv" "$SPLIT/test.csv" --epochs "$CNN_EPOCHS" --image-size 96 --lr 1e-3
-  elif [ "$run" = recipe ]; then
-    train_eval_recipe recipe fingerprint "$SPLIT/train.csv" "$SPLIT/val.csv" "$SPLIT/test.csv"
-  elif tag=$(pretrained_tag "$run"); then
-    train_eval "$run" "$tag" classifier \
-      "$SPLIT/train.csv" "$SPLIT/val.csv" "$SPLIT/test.csv" --epochs "$EPOCHS" --image-size "$SIZE" --lr "${LR:-3e-4}"
   else
-    echo "unknown run '$run' (simple_cnn, lite0, mobilenet_v2, recipe)" >&2; exit 2
+    classifier_run "$run" fingerprint "$SPLIT/train.csv" "$SPLIT/val.csv" "$SPLIT/test.csv"
   fi
 done
 finish_experiment

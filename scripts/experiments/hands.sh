@@ -28,11 +28,6 @@ start_experiment "$NAME"
 import_split 11k-hands "$UGN_DATA/11k_hands_subset"
 SPLIT=$EXP/data/split
 for run in $RUNS; do
-  if [ "$run" = recipe ]; then
-    train_eval_recipe recipe hand "$SPLIT/train.csv" "$SPLIT/val.csv" "$SPLIT/test.csv"; continue
-  fi
-  tag=$(pretrained_tag "$run") || { echo "unknown run '$run' (lite0, mobilenet_v2, recipe)" >&2; exit 2; }
-  train_eval "$run" "$tag" classifier "$SPLIT/train.csv" "$SPLIT/val.csv" "$SPLIT/test.csv" \
-    --epochs "$EPOCHS" --image-size "$SIZE" --lr "${LR:-3e-4}"
+  classifier_run "$run" hand "$SPLIT/train.csv" "$SPLIT/val.csv" "$SPLIT/test.csv"
 done
 finish_experiment

@@ -7,9 +7,11 @@ from typing import Optional
 
 import typer
 
+from unifiedgender.recipes import recipe_names  # pathlib only: cheap enough for --help
+
 ARCH_HELP = "umcc | mag | classifier | simple_cnn | resnet50_head | multitask"
 RESUMABLE = {"epochs", "workers", "log_every_steps", "save_every_steps"}
-RECIPES = sorted(p.stem for p in (Path(__file__).resolve().parent.parent / "recipes").glob("*.yaml"))
+RECIPES = recipe_names()
 
 
 def train(

@@ -193,10 +193,6 @@ def gap_intervals(
         per_group = {g: weighted_metrics(y[m], probs[m], subject_index[m], weights, threshold) for g, m in masks.items()}
         for name, (a, b) in pairs.items():
             gaps[name].append(per_group[a][name] - per_group[b][name])
-    tail = (1 - level) / 2 * 100
-    out: dict[str, tuple[float, float]] = {}
-    for name, blocks in gaps.items():
-        values = np.concatenate(blocks) if blocks else np.empty(0)
-        values = values[~np.isnan(values)]
-        out[name] = (float("nan"), float("nan")) if values.size == 0 else tuple(float(v) for v in np.percentile(values, [tail, 100 - tail]))
-    return out
+    replicates = {name: np.concatenate(blocks) if blocks else np.empty(0) for name, blocks in gaps.items()}
+    result = BootstrapResult(replicates=replicates, n_resamples=n_resamples, n_subjects=n_subjects)
+    return {name: result.interval(name, level) for name in pairs}
