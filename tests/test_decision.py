@@ -66,6 +66,8 @@ def test_decision_round_trip_defaults_and_overrides():
     assert "given with --threshold" in stored.threshold(0.3).describe()
     exported = stored.with_threshold(stored.threshold(0.3))
     assert (exported.policy, exported.threshold().value, exported.temperature) == ("given", 0.3, 1.7)
+    assert exported.threshold().describe() == "0.3000 (given with --threshold at export)"
+    assert exported.threshold(policy="youden").value == 0.42  # the others stay stored
     assert stored.with_threshold(stored.threshold(policy="youden")).policy == "youden"
     old = Decision.from_dict(None)  # a checkpoint saved before decisions were stored: as before
     assert (old.stored, old.temperature, old.threshold().value) == (False, 1.0, 0.5)
@@ -210,6 +212,7 @@ def test_evaluate_uses_the_stored_threshold_and_reports_ba_at_half_calibration_a
 
     paths, _, probs, cut = models
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "250")  # rich tables at full width
     args = ["--data", manifest, "--bootstrap", "50", "--no-plots", "--no-registry", "--device", "cpu"]
     code, text = run_ugn(["evaluate", paths["cal"], "--out", "rep", *args], capsys)
     assert code == 0, text

@@ -24,6 +24,7 @@ DECISION_FORMAT = "ugn-decision/1"
 # "youden": maximises TPR - FPR on validation; "eer": where FPR = FNR on validation.
 THRESHOLD_POLICIES = ("0.5", "youden", "eer")
 DEFAULT_THRESHOLD_POLICY = "0.5"  # the one setting to switch the default (docs/evaluation.md#threshold-policies)
+GIVEN = "given"  # the stored policy of an export made with --threshold
 UNCERTAIN_MARGIN = 0.1  # |P(male) - threshold| below this: the web page marks the result as uncertain
 
 
@@ -39,6 +40,8 @@ class Threshold:
         """E.g. '0.4790 (youden on validation data runs/x/val.csv, ...)' or '0.4000 (given with --threshold)'."""
         if self.method == "fixed":
             return f"{self.value:.4f} ({'given with --threshold' if self.chosen_on == 'given' else self.chosen_on})"
+        if self.method == "0.5":
+            return f"{self.value:.4f} (policy 0.5 on P(male) calibrated on {self.chosen_on})"
         return f"{self.value:.4f} ({self.method} on {self.chosen_on})"
 
     def as_dict(self) -> dict[str, Any]:
@@ -99,6 +102,8 @@ class Decision:
                                 "stored); pass --threshold, or --threshold-from a validation table with `ugn evaluate`")
             return Threshold(0.5, "fixed", "default 0.5: the model stores no threshold")
         policy = policy or self.policy
+        if policy == GIVEN and policy in self.thresholds:
+            return Threshold(float(self.thresholds[GIVEN]), "fixed", "given with --threshold at export")
         if policy not in self.thresholds:
             check_policy(policy)
             raise UserError(f"--threshold-policy {policy}: not stored with this model (it has "
@@ -109,9 +114,9 @@ class Decision:
         """This decision with `threshold` as its default (what `ugn export --threshold/--threshold-policy` stores)."""
         if threshold.method in self.thresholds and self.thresholds[threshold.method] == threshold.value:
             return Decision(self.temperature, threshold.method, self.thresholds, self.chosen_on, self.ece, self.scores)
-        thresholds = {**self.thresholds, "given": threshold.value}
+        thresholds = {**self.thresholds, GIVEN: threshold.value}
         chosen_on = self.chosen_on or "no validation data (temperature 1)"
-        return Decision(self.temperature, "given", thresholds, chosen_on, self.ece, self.scores)
+        return Decision(self.temperature, GIVEN, thresholds, chosen_on, self.ece, self.scores)
 
     def describe(self) -> str:
         """One line for logs: temperature, ECE before/after and the thresholds."""
