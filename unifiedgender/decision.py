@@ -96,6 +96,8 @@ class Decision:
         """The threshold to use: `value` when given, else the stored one of `policy` (default: the stored policy)."""
         if value is not None:
             return Threshold(check_threshold(value), "fixed", "given")
+        if policy is not None:
+            check_policy(policy)
         if not self.stored:
             if policy not in (None, "0.5"):
                 raise UserError(f"--threshold-policy {policy}: this model stores no thresholds (trained before they were "
@@ -105,7 +107,6 @@ class Decision:
         if policy == GIVEN and policy in self.thresholds:
             return Threshold(float(self.thresholds[GIVEN]), "fixed", "given with --threshold at export")
         if policy not in self.thresholds:
-            check_policy(policy)
             raise UserError(f"--threshold-policy {policy}: not stored with this model (it has "
                             f"{', '.join(self.thresholds)}); pass --threshold instead")
         return Threshold(float(self.thresholds[policy]), policy, self.chosen_on)

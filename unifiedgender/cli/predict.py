@@ -50,8 +50,8 @@ def predict(
     try:
         summary = run_predict(
             inputs, checkpoint, modality=modality, recursive=recursive, batch_size=batch_size, workers=workers,
-            tta=tta, threshold=threshold, threshold_policy=threshold_policy, group_by=group_by, output=output, overwrite=overwrite, annotate=annotate,
-            contact_sheet=contact_sheet, device=device, engine=engine, on_start=reporter.start, on_record=reporter.record,
+            tta=tta, threshold=threshold, threshold_policy=threshold_policy, group_by=group_by, output=output,
+            overwrite=overwrite, annotate=annotate, contact_sheet=contact_sheet, device=device, engine=engine, on_start=reporter.start, on_record=reporter.record,
         )
     finally:
         reporter.stop()
