@@ -50,6 +50,10 @@ def test_fit_decision_lowers_ece_and_stores_every_policy():
     assert set(decision.thresholds) == set(THRESHOLD_POLICIES) and decision.thresholds["0.5"] == 0.5
     assert decision.thresholds["youden"] == select_threshold(labels, probs, "youden")
     assert decision.thresholds["eer"] == select_threshold(labels, probs, "eer")
+    raw = calibrated_probs(true * 3)  # today's behaviour stays reachable: the same decisions as on raw P(male)
+    for policy in ("youden", "eer"):
+        assert np.array_equal(probs >= decision.thresholds[policy], raw >= select_threshold(labels, raw, policy))
+    assert np.array_equal(probs >= 0.5, raw >= 0.5)
     assert decision.threshold() == Threshold(decision.thresholds["youden"], "youden", "validation v.csv")
     assert decision.scores["n"] == 3000 and len(decision.scores["quantiles"]) == 100
     with pytest.raises(UserError, match="unknown threshold policy 'best'"):
@@ -124,12 +128,14 @@ def models(tmp_path_factory, images):
 def test_stored_temperature_and_threshold_are_what_predict_uses(models, images, tmp_path, capsys):
     from unifiedgender.inference import Predictor
 
-    paths, _, probs, cut = models
+    paths, raw_probs, probs, cut = models
     records = list(Predictor.from_checkpoint(paths["cal"]).predict_paths(images))
     np.testing.assert_allclose([r["prob_male"] for r in records], probs, atol=1e-6)
     assert [r["label"] for r in records] == ["male" if p >= cut else "female" for p in probs]
     assert any((p >= cut) != (p >= 0.5) for p in probs)  # the stored threshold, not 0.5, decided
-    assert Predictor.from_checkpoint(paths["cal"], threshold_policy="0.5").threshold == 0.5
+    half = Predictor.from_checkpoint(paths["cal"], threshold_policy="0.5")
+    assert half.threshold == 0.5
+    assert [r["label"] for r in half.predict_paths(images)] == ["male" if p >= 0.5 else "female" for p in raw_probs]
     assert Predictor.from_checkpoint(paths["cal"], threshold=0.61).threshold == 0.61
 
     code, text = run_ugn(["predict", images[0].parent, "-c", paths["cal"], "-o", tmp_path / "p.csv"], capsys)
