@@ -219,10 +219,15 @@ def test_evaluate_uses_the_stored_threshold_and_reports_ba_at_half_calibration_a
     paths, _, probs, cut = models
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COLUMNS", "250")  # rich tables at full width
-    args = ["--data", manifest, "--bootstrap", "50", "--no-plots", "--no-registry", "--device", "cpu"]
-    code, text = run_ugn(["evaluate", paths["cal"], "--out", "rep", *args], capsys)
+    common = ["--data", manifest, "--bootstrap", "50", "--no-plots", "--device", "cpu"]
+    args = [*common, "--no-registry"]
+    code, text = run_ugn(["evaluate", paths["cal"], "--out", "rep", *common, "--registry", "reg.csv"], capsys)
     assert code == 0, text
     report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    row = pd.read_csv(tmp_path / "reg.csv").iloc[0]
+    assert (row["threshold"], row["threshold_method"], row["temperature"]) == (pytest.approx(cut), "youden", TEMPERATURE)
+    assert row["balanced_accuracy_at_0.5"] == pytest.approx(report["image_level"]["at_0.5"]["balanced_accuracy"])
+    assert row["shift_warning"] == False  # noqa: E712 (read back from CSV)
     assert report["threshold"] == {"value": cut, "method": "youden", "chosen_on": "validation v.csv"}
     predictions = pd.read_csv(tmp_path / "rep" / "predictions.csv")
     assert list(predictions["pred"]) == ["male" if p >= cut else "female" for p in predictions["prob_male"]]
