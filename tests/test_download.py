@@ -379,6 +379,30 @@ def test_every_release_file_goes_from_its_drive_id_to_gdown(tmp_path, monkeypatc
     assert fetch(remote, tmp_path, None, log=lambda m: None).status == "skipped" and len(recorder.calls) == 1
 
 
+def test_readme_step_1_dataset_download_then_import(tmp_path, monkeypatch):
+    """`ugn download dataset` (Drive answered by the recorder with files in the release's format), then
+    `ugn data import hagrid-derived` on the result, as the README's step 1 runs it."""
+    from test_data_importers import make_hagrid
+
+    monkeypatch.delenv(BASE_URL_ENV, raising=False)
+    release = make_hagrid(tmp_path / "release")
+    images = release / "images/content"  # the zip carries content/aligned_dataset/...
+    archive = zip_bytes({str(p.relative_to(images)): p.read_bytes() for p in images.rglob("*.jpg")})
+    bodies = {f"https://drive.google.com/uc?id={f.drive_id}":
+              archive if f.kind == "zip" else (release / f.name).read_bytes() for f in select("dataset")}
+    monkeypatch.setattr(gdown, "download", GdownRecorder(bodies))
+    root = tmp_path / "root"
+    result = runner.invoke(app, ["download", "dataset", "--root", str(root)])
+    assert result.exit_code == 0, result.output
+    imported = runner.invoke(app, ["data", "import", "hagrid-derived", str(root / DATASET_FOLDER), "-o",
+                                   str(tmp_path / "hagrid.csv")])
+    assert imported.exit_code == 0, imported.output
+    import pandas as pd
+
+    manifest = pd.read_csv(tmp_path / "hagrid.csv")
+    assert len(manifest) == 8 and set(manifest["modality"]) == {"hand", "face"}
+
+
 def test_release_table_has_the_published_ids():
     ids = {f.name: f.drive_id for f in SOURCES}
     assert ids == {
