@@ -259,9 +259,9 @@ def leftovers(folder: Path) -> list[str]:
 
 @pytest.mark.parametrize("kind", PAGES)
 def test_mirror_error_page_with_http_200_is_not_stored(mirror, tmp_path, kind):
-    page, what, advice = PAGES[kind]
+    page, what, _ = PAGES[kind]
     mirror.files[UMCC.dest] = page
-    with pytest.raises(UserError, match=f"did not serve the file but .*{what}.*nothing was kept: .*{advice}") as info:
+    with pytest.raises(UserError, match=f"did not serve the file but .*{what}.*nothing was kept: check the mirror") as info:
         fetch(UMCC, tmp_path, mirror.url)
     assert "\n" not in str(info.value) and UMCC.dest in str(info.value)
     assert leftovers(tmp_path / "checkpoints") == []  # no file, no .part, no digest
@@ -496,6 +496,32 @@ def test_drive_pages_that_are_not_the_file_give_one_line_each(mirror, tmp_path, 
     with pytest.raises(UserError, match=f"did not serve the file but .*{what}.*nothing was kept: .*{advice}") as info:
         fetch(UMCC, tmp_path, None)
     assert "\n" not in str(info.value) and str(info.value).startswith(UMCC.dest)
+    assert leftovers(tmp_path / "checkpoints") == []
+
+
+def test_cli_quota_page_is_one_error_line_with_exit_2(tmp_path, monkeypatch, capsys):
+    from unifiedgender.cli.app import main
+
+    monkeypatch.delenv(BASE_URL_ENV, raising=False)
+    try:
+        get_url_from_gdrive_confirmation(QUOTA_PAGE.decode())
+    except gdown.exceptions.FileURLRetrievalError as exc:
+        refusal = gdown.exceptions.FileURLRetrievalError(f"Failed to retrieve file url:\n\n\t{exc}\n\nbut Gdown can't.")
+    monkeypatch.setattr(gdown, "download", GdownRecorder({}, fail={f"https://drive.google.com/uc?id={UMCC.drive_id}": refusal}))
+    monkeypatch.setattr("sys.argv", ["ugn", "download", "checkpoints", "--best-umcc", "--root", str(tmp_path)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert err.startswith("error: checkpoints/1752668630.pt: ") and "download quota exceeded" in err
+    assert leftovers(tmp_path / "checkpoints") == []
+
+
+def test_drive_page_saved_as_the_file_is_named_and_dropped(tmp_path, monkeypatch):
+    """Should gdown ever save Drive's page as the file, the content check names it with Drive's advice."""
+    monkeypatch.setattr(gdown, "download", GdownRecorder({f"https://drive.google.com/uc?id={UMCC.drive_id}": QUOTA_PAGE}))
+    with pytest.raises(UserError, match="but Google Drive's 'download quota exceeded' page; nothing was kept: retry in a few hours"):
+        fetch(UMCC, tmp_path, None)
     assert leftovers(tmp_path / "checkpoints") == []
 
 

@@ -177,7 +177,9 @@ def _download(url: str, dest: Path, remote: RemoteFile, is_drive: bool, progress
     if problem:
         page = error_page(page_text(staging)) if markup_kind(read_head(staging)) else None
         staging.unlink()
-        what, advice = page or (problem, "check the mirror (--url)" if not is_drive else f"retry later or {MIRROR_HINT}")
+        what = page[0] if page else problem
+        advice = (page[1] if page else f"retry later or {MIRROR_HINT}") if is_drive else \
+            f"check the mirror (--url / {BASE_URL_ENV})"
         raise UserError(f"{remote.dest}: {url} did not serve the file but {what}; nothing was kept: {advice}")
     digest = hasher.hexdigest()
     size = staging.stat().st_size
