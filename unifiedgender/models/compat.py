@@ -90,7 +90,7 @@ def load_published(
             raise UserError("published MAG checkpoints have no modality flag; use F0 / flag=False")
         kwargs["gating"] = gating or (parsed.extra("gating") if parsed else None) or "soft"
     model = create_model(arch, backbone, pretrained="none", flag=bool(flag), **kwargs)
-    flag_from = "given" if flag is not None else "none (MAG)"
+    flag_from = "given" if flag is not None else "MAG has no flag" if arch == "mag" else "unknown"
     if arch == "umcc" and flag is None and "classifier.weight" in state_dict:  # else load_strict names the keys
         flag, flag_from = _flag_from_width(path, state_dict, model.classifier.in_features, backbone)
         if flag:
