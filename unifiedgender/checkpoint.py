@@ -4,7 +4,9 @@ Layout (format "ugn-checkpoint/1"): format, state_dict, arch, backbone, tag, mod
 data_config, label_map {"female": 0, "male": 1}, metrics, versions, created; `decision` (temperature and
 thresholds, unifiedgender.decision; absent in checkpoints saved before it existed); and, in a training run's
 resumable "last" checkpoint only, `resume` (optimizer/scheduler/scaler state, epoch, RNG states, ...).
-Loading uses torch.load(weights_only=True): a file that needs arbitrary code to unpickle is refused.
+Loading uses torch.load(weights_only=True): a file that needs arbitrary code to unpickle is refused. A published
+UnifiedGenderNet UMCC/MAG file is recognised by its keys and read as the ugn checkpoint `ugn convert` would
+write for it (unifiedgender.models.compat), so every command takes it directly.
 """
 
 from __future__ import annotations
@@ -137,11 +139,14 @@ def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         raise UserError(f"checkpoint not found: {path}; check the path (train one with `ugn train`)")
     payload = safe_torch_load(path, map_location=map_location)
     if not isinstance(payload, Mapping) or payload.get("format") != FORMAT:
-        found = payload.get("format") if isinstance(payload, Mapping) else type(payload).__name__
-        raise UserError(
-            f"{path}: not a ugn checkpoint (format {found!r}, expected {FORMAT!r}); for published UnifiedGenderNet "
-            "weights use unifiedgender.models.load_published_checkpoint"
-        )
+        from unifiedgender.models.compat import published_payload
+
+        converted = published_payload(path, payload)  # a published UnifiedGenderNet UMCC/MAG file
+        if converted is None:
+            found = payload.get("format") if isinstance(payload, Mapping) else type(payload).__name__
+            raise UserError(f"{path}: not a ugn checkpoint (format {found!r}, expected {FORMAT!r}) nor a published "
+                            "UnifiedGenderNet UMCC/MAG state dict; check the file")
+        payload = converted
     missing = [k for k in REQUIRED_KEYS if k not in payload]
     if missing:
         raise UserError(f"{path}: checkpoint lacks '{missing[0]}'; the file is incomplete, re-save it")
