@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,6 +15,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from unifiedgender import __version__
+from unifiedgender.inference.predictor import NON_FINITE
 from unifiedgender.serve.batching import BatchingPredictor, ImagePredictor
 from unifiedgender.serve.limits import ServeLimits
 from unifiedgender.serve.model_card import ModelCard
@@ -98,7 +100,11 @@ def create_app(predictor: ImagePredictor, limits: ServeLimits | None = None, car
 
 
 def _predicted(predictor: ImagePredictor, name: str, modality: str | None, prob_male: float) -> dict:
-    """Label and confidence come from the predictor's record (its decision threshold)."""
+    """Label and confidence come from the predictor's record (its decision threshold); a non-finite output
+    (broken weights) is a server error, never a label."""
+    if not math.isfinite(prob_male):
+        log.error("%s: %s", name, NON_FINITE)
+        return _rejected(name, Rejection(500, NON_FINITE))
     record = predictor.record(name, modality, prob_male)
     keys = ("label", "prob_male", "prob_female", "confidence")
     return {"name": name, "status": "ok", **{k: record[k] for k in keys}, "error": None, "code": 200}
