@@ -15,12 +15,13 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from unifiedgender import __version__
+from unifiedgender.data.images import HEAVY_DECODE_BYTES
 from unifiedgender.inference.predictor import NON_FINITE
 from unifiedgender.serve.batching import BatchingPredictor, ImagePredictor
 from unifiedgender.serve.limits import ServeLimits
 from unifiedgender.serve.model_card import ModelCard
 from unifiedgender.serve.security import SecurityHeaders
-from unifiedgender.serve.uploads import Rejection, Upload, decode_upload, read_form
+from unifiedgender.serve.uploads import Rejection, Upload, decode_cost, decode_upload, read_form
 
 STATIC_DIR = Path(__file__).with_name("static")
 DECODE_CHUNK = 4  # images decoded and predicted together per request: bounds decoded pixels held per request
@@ -33,6 +34,7 @@ def create_app(predictor: ImagePredictor, limits: ServeLimits | None = None, car
     card = card or ModelCard.from_predictor(predictor)
     batcher = BatchingPredictor(predictor)
     decode_limiter = anyio.CapacityLimiter(max(1, os.cpu_count() or 1))
+    heavy_limiter = anyio.CapacityLimiter(1)  # large decodes queue here, never in the light ones' lane
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -47,6 +49,7 @@ def create_app(predictor: ImagePredictor, limits: ServeLimits | None = None, car
         docs_url=None,  # the interactive docs load scripts from a CDN; the API is described in docs/serve.md
         redoc_url=None,
     )
+    app.state.limits = limits  # the server's timeouts and connection limit are read from here (serve.server)
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -84,8 +87,9 @@ def create_app(predictor: ImagePredictor, limits: ServeLimits | None = None, car
 
     async def _predict_chunk(uploads: list[Upload], modality: str | None) -> list[dict]:
         """Decode a few uploads in worker threads, predict the readable ones together, one result per upload."""
+        lanes = [heavy_limiter if decode_cost(u) > HEAVY_DECODE_BYTES else decode_limiter for u in uploads]
         decoded = await asyncio.gather(
-            *(anyio.to_thread.run_sync(decode_upload, u, limits.max_pixels, limiter=decode_limiter) for u in uploads)
+            *(anyio.to_thread.run_sync(decode_upload, u, limits.max_pixels, limiter=lane) for u, lane in zip(uploads, lanes))
         )
         images = [image for image in decoded if not isinstance(image, Rejection)]
         probs = iter(await batcher.predict(images, modality) if images else [])
