@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 import struct
 import zlib
@@ -202,6 +203,8 @@ def _make_all_cases(folder: Path) -> dict[str, str]:
     expected["dangling.jpg"] = "No such file or directory"
     (folder / "linked.png").symlink_to("a_plain.png")
     expected["linked.png"] = "ok"
+    os.mkfifo(folder / "fifo.jpg")  # opening it would block the run forever
+    expected["fifo.jpg"] = "cannot open: not a regular file (a special file)"
     return expected
 
 
@@ -221,7 +224,7 @@ def test_every_case_through_ugn_predict(tmp_path, capsys):
         else:
             assert want in row["status"], (name, row["status"])
             assert row["prob_male"] == "" and row["label"] == ""
-    assert re.search(r"failed\s*│\s*8\s*│", text), text
+    assert re.search(r"failed\s*│\s*9\s*│", text), text
 
 
 def test_broken_links_named_on_the_command_line_get_rows(tmp_path, capsys):
@@ -230,12 +233,15 @@ def test_broken_links_named_on_the_command_line_get_rows(tmp_path, capsys):
     (tmp_path / "loop.png").symlink_to("loop.png")
     (tmp_path / "gone.png").symlink_to("missing.png")
     out = tmp_path / "p.csv"
-    code, text = run_ugn(["predict", tmp_path / "loop.png", tmp_path / "gone.png", tmp_path / "good.png",
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "list.csv").write_text(f"path\nfolder.png\ngood.png\n")
+    code, text = run_ugn(["predict", tmp_path / "loop.png", tmp_path / "gone.png", tmp_path / "list.csv",
                           "-c", ckpt, "-o", out], capsys)
     assert code == 1 and "Traceback" not in text, text
     statuses = {Path(r["path"]).name: r["status"] for r in csv.DictReader(out.open())}
     assert statuses["good.png"] == "ok"
     assert "symbolic links" in statuses["loop.png"] and "No such file" in statuses["gone.png"]
+    assert statuses["folder.png"] == "cannot open: not a regular file (a folder)"
 
 
 def nan_checkpoint(tmp_path: Path) -> Path:
@@ -261,7 +267,8 @@ def test_nan_outputs_are_failures_not_labels(tmp_path, capsys):
     photo().save(tmp_path / "a.png")
     for engine in ("torch", "auto"):
         out = tmp_path / f"{engine}.csv"
-        code, text = run_ugn(["predict", tmp_path / "a.png", "-c", ckpt, "-o", out, "--engine", engine], capsys)
+        with pytest.warns(NonFiniteWeightsWarning):
+            code, text = run_ugn(["predict", tmp_path / "a.png", "-c", ckpt, "-o", out, "--engine", engine], capsys)
         assert code == 1, text
         (row,) = csv.DictReader(out.open())
         assert row["status"] == NON_FINITE and row["label"] == "" and row["prob_male"] == ""

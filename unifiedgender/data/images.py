@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import threading
 from typing import BinaryIO
 
@@ -60,16 +61,19 @@ def load_image(
     over HEAVY_DECODE_BYTES run one at a time per process. `path` may also be a seekable binary file object.
     """
     try:
-        size = _byte_size(path)
+        if _byte_size(path) == 0:
+            raise ImageReadError("empty file (0 bytes)")
+        source = path if hasattr(path, "seek") else open(path, "rb")  # noqa: SIM115 - closed below
     except OSError as exc:
         raise ImageReadError(f"cannot open: {exc.strerror or exc}") from exc
-    if size == 0:
-        raise ImageReadError("empty file (0 bytes)")
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         # The size is read from the header and checked before any pixel is decoded. (No warnings filter here:
         # warnings.catch_warnings is not thread-safe, and images are decoded in parallel threads.)
-        with Image.open(path) as img:
+        with contextlib.ExitStack() as stack:
+            if source is not path:
+                stack.callback(source.close)
+            img = stack.enter_context(Image.open(source))
             width, height = img.size
             if width * height > max_pixels:
                 raise ImageTooLargeError(f"too many pixels ({width}x{height} > {max_pixels:,}); possible decompression bomb")
@@ -105,7 +109,10 @@ def _byte_size(path: str | os.PathLike[str] | BinaryIO) -> int:
         size = path.seek(0, os.SEEK_END)
         path.seek(0)
         return size
-    return os.path.getsize(path)
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):  # a folder, a FIFO (open would block), a device
+        raise OSError(f"not a regular file ({'a folder' if stat.S_ISDIR(info.st_mode) else 'a special file'})")
+    return info.st_size
 
 
 def to_mode(img: Image.Image, mode: str = "RGB") -> Image.Image:

@@ -54,8 +54,8 @@ def _expand(inputs: Sequence[str], recursive: bool) -> Iterator[InputImage]:
             yield from (InputImage(p) for p in iter_folder(path, recursive))
         elif path.is_file() and path.suffix.lower() == ".csv":
             yield from read_path_list(path)
-        elif path.is_file() or path.is_symlink():
-            yield InputImage(str(path))  # a broken link gets a status row, like an unreadable file
+        elif path.exists() or path.is_symlink():
+            yield InputImage(str(path))  # a broken link or a FIFO gets a status row, like an unreadable file
         elif any(ch in raw for ch in GLOB_CHARS):
             matches = sorted(glob.glob(raw, recursive=recursive))
             files = [m for m in matches if os.path.isfile(m)]
@@ -75,16 +75,16 @@ def iter_folder(folder: Path, recursive: bool) -> Iterator[str]:
     for entry in entries:
         if recursive and entry.is_dir(follow_symlinks=False):
             yield from iter_folder(Path(entry.path), recursive)
-        elif is_image_name(entry.name) and _is_file_or_link(entry):
-            yield entry.path  # a broken link (dangling, looping) is yielded too: it gets a status row
+        elif is_image_name(entry.name) and not _is_folder(entry):
+            yield entry.path  # broken links, FIFOs, ... too: each gets a row with its reason
 
 
-def _is_file_or_link(entry: os.DirEntry) -> bool:
-    """A regular file, or a symbolic link that is not a working link to a folder."""
+def _is_folder(entry: os.DirEntry) -> bool:
+    """A folder or a working link to one; False for anything else, including a link that cannot be followed."""
     try:
-        return entry.is_file() or (entry.is_symlink() and not entry.is_dir())
-    except OSError:  # ELOOP and the like while following the link
-        return entry.is_symlink()
+        return entry.is_dir()
+    except OSError:  # ELOOP and the like while following a link
+        return False
 
 
 def read_path_list(csv_path: Path) -> Iterator[InputImage]:
