@@ -15,6 +15,7 @@ import datetime as _dt
 import os
 import platform
 import random
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from unifiedgender.decision import Decision
+from unifiedgender.data.transforms import validate_data_config
 from unifiedgender.errors import UserError
 from unifiedgender.fileio import atomic_path
 from unifiedgender.models.weights import load_strict, safe_torch_load
@@ -158,17 +160,35 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     from unifiedgender.models import create_model
 
     payload = read_checkpoint(path, map_location=map_location)
+    validate_data_config(payload["data_config"], str(path))
     model = create_model(
         payload["arch"], payload["backbone"], pretrained="none", flag=bool(payload.get("flag", False)),
         **dict(payload["model_kwargs"]),
     )
     load_strict(model, payload["state_dict"], f"{path}")
+    warn_non_finite(payload["state_dict"], str(path))
     model.data_config = dict(payload["data_config"])
     model.weights_source = str(path)
     model.to(map_location)
     model.eval()
     info = {k: v for k, v in payload.items() if k not in ("state_dict", "resume")}
     return model, info
+
+
+def warn_non_finite(state_dict: Mapping[str, torch.Tensor], source: str) -> list[str]:
+    """Warn (and return the names) when floating-point weights hold NaN or infinite values."""
+    bad = [k for k, v in state_dict.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        warnings.warn(
+            f"{source}: {len(bad)} weight tensors hold NaN or infinite values ({', '.join(bad[:3])}"
+            f"{', ...' if len(bad) > 3 else ''}); its predictions will fail: retrain or use another checkpoint",
+            NonFiniteWeightsWarning, stacklevel=3,
+        )
+    return bad
+
+
+class NonFiniteWeightsWarning(UserWarning):
+    """A loaded model has NaN or infinite weights."""
 
 
 def capture_rng_state() -> dict[str, Any]:

@@ -145,10 +145,13 @@ def check_threshold(threshold: float) -> float:
 
 
 def calibrated_probs(logits: Any, temperature: float = 1.0) -> Any:
-    """sigmoid(logits / temperature) as a float64 NumPy array (temperature 1: the raw probabilities)."""
+    """sigmoid(logits / temperature) as a float64 NumPy array (temperature 1: the raw probabilities); an infinite
+    or NaN logit (an overflow, not a confident answer) becomes NaN, which callers report as a failure."""
     import numpy as np
 
-    return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64) / temperature))
+    logits = np.asarray(logits, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.where(np.isfinite(logits), 1.0 / (1.0 + np.exp(-logits / temperature)), np.nan)
 
 
 def near_threshold(prob_male: float, threshold: float, margin: float = UNCERTAIN_MARGIN) -> bool:

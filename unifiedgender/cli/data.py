@@ -85,7 +85,7 @@ def split_command(
     """Split by subject (and duplicate-content group), stratified by gender and modality; deterministic per seed."""
     from unifiedgender.cli.render import print_table
     from unifiedgender.data.manifest import read_manifest
-    from unifiedgender.data.split import parse_ratios, split_manifest, split_table, write_splits
+    from unifiedgender.data.split import parse_ratios, split_manifest, split_table, split_warnings, write_splits
 
     parsed = parse_ratios(ratios)
     df = read_manifest(manifest)
@@ -93,5 +93,7 @@ def split_command(
     target = outdir if outdir is not None else manifest.with_name(f"{manifest.stem}_split")
     written = write_splits(parts, target, overwrite=overwrite)
     print_table(split_table(parts), title=f"Subject-level split (seed {seed}, ratios {ratios})")
+    for warning in split_warnings(parts):
+        typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
     for path in written:
         typer.echo(f"wrote {path}")

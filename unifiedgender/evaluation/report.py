@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +13,7 @@ from unifiedgender.evaluation.fairness import GROUP_METRICS
 from unifiedgender.evaluation.metrics import METRIC_NAMES
 from unifiedgender.evaluation.plots import write_plots
 from unifiedgender.evaluation.table import EvaluationTable
+from unifiedgender.fileio import replace_dir, staging_dir
 
 
 def write_report_folder(
@@ -24,29 +23,14 @@ def write_report_folder(
     out = Path(out)
     if out.exists() and not overwrite:
         raise UserError(f"{out} already exists; pass --overwrite or choose another --out folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
-    try:
+    with staging_dir(out) as building:
         predictions.to_csv(building / "predictions.csv", index=False)
         written = write_plots(report, table, building / "plots") if plots else {}
         report["plots"] = {name: f"plots/{file}" for name, file in written.items()}
         (building / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
         (building / "report.md").write_text(render_markdown(report), encoding="utf-8")
-        _replace_folder(building, out)
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
+        replace_dir(building, out)
     return out
-
-
-def _replace_folder(new: Path, out: Path) -> None:
-    """Rename `new` onto `out`; an existing `out` is moved aside first and removed only after the swap."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{new.name}")
-        out.rename(old)
-    new.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _fmt(value: float | None) -> str:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from unifiedgender.decision import Decision
+from unifiedgender.data.transforms import validate_data_config
 from unifiedgender.errors import UserError
 from unifiedgender.fileio import atomic_path
 
@@ -138,7 +139,9 @@ def export_onnx(model: torch.nn.Module, sample: tuple[torch.Tensor, torch.Tensor
 
 
 def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The ugn metadata of an exported ONNX model; a UserError if the file is not one."""
+    """The ugn metadata of an exported ONNX model; a UserError if the file is not one, its metadata is bad,
+    or it keeps weights in external files (`ugn export` writes one self-contained file; an external-data path
+    could point anywhere on this machine)."""
     import onnx
 
     try:
@@ -148,13 +151,47 @@ def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     props = {p.key: p.value for p in proto.metadata_props}
     if props.get("ugn.format") != ONNX_FORMAT:
         raise UserError(f"{path}: ONNX model without ugn metadata; export it with `ugn export CKPT --format onnx`")
-    return {
-        "data_config": json.loads(props["ugn.data_config"]),
-        "tag": props.get("ugn.tag", ""),
-        "arch": props.get("ugn.arch", ""),
-        "modalities": tuple(json.loads(props["ugn.modalities"])),
-        "decision": Decision.from_dict(json.loads(props["ugn.decision"]) if "ugn.decision" in props else None, str(path)),
-    }
+    external = [t.name for t in _initializers(proto.graph) if t.data_location == onnx.TensorProto.EXTERNAL]
+    if external:
+        raise UserError(f"{path}: weights stored in external files ({', '.join(external[:3])}); refusing: "
+                        "export a self-contained model with `ugn export CKPT --format onnx`")
+    meta = {"data_config": _metadata_json(props, "data_config", path), "tag": props.get("ugn.tag", "")[:MAX_TAG],
+            "arch": props.get("ugn.arch", "")[:MAX_TAG], "modalities": _metadata_json(props, "modalities", path),
+            "decision": Decision.from_dict(_metadata_json(props, "decision", path) if "ugn.decision" in props else None,
+                                           str(path))}
+    validate_data_config(meta["data_config"], str(path))
+    from unifiedgender.data.manifest import MODALITIES
+
+    modalities = meta["modalities"]
+    if not isinstance(modalities, list) or not modalities or not all(m in MODALITIES for m in modalities):
+        raise UserError(f"{path}: metadata ugn.modalities {str(modalities)[:80]} is not a list drawn from "
+                        f"{', '.join(MODALITIES)}; re-export the model")
+    meta["modalities"] = tuple(modalities)
+    return meta
+
+
+MAX_METADATA_CHARS = 64 * 1024  # a data_config or modality list is a few hundred characters
+MAX_TAG = 500
+
+
+def _metadata_json(props: dict[str, str], key: str, path: str | os.PathLike[str]) -> Any:
+    text = props.get(f"ugn.{key}")
+    if text is None or len(text) > MAX_METADATA_CHARS:
+        what = "missing" if text is None else f"{len(text):,} characters long"
+        raise UserError(f"{path}: metadata ugn.{key} is {what}; re-export the model with `ugn export`")
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise UserError(f"{path}: metadata ugn.{key} is not valid JSON; re-export the model with `ugn export`") from None
+
+
+def _initializers(graph: Any) -> Any:
+    """Every initializer of a graph and of its sub-graphs (If/Loop bodies)."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attribute in node.attribute:
+            for sub in (*([attribute.g] if attribute.HasField("g") else []), *attribute.graphs):
+                yield from _initializers(sub)
 
 
 def run_onnx(path: str | os.PathLike[str], image: torch.Tensor, modality: torch.Tensor) -> np.ndarray:

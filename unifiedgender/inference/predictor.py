@@ -33,6 +33,7 @@ from unifiedgender.runtime import resolve_device
 RECORD_FIELDS = ("path", "modality", "prob_male", "prob_female", "label", "confidence", "status")
 ENGINES = ("auto", "torch", "onnxruntime")
 ONNX_TOLERANCE = 1e-4  # max |prob_male difference| accepted when converting a PyTorch model for onnxruntime
+NON_FINITE = "model output is not a number (NaN or infinite); the model's weights are broken: retrain or re-export it"
 PREFETCH_BATCHES = 2  # batches decoded ahead of the model: bounds memory to about (1 + 2) batches of tensors
 
 
@@ -90,7 +91,12 @@ class OnnxBackend:
         if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
         source = model if isinstance(model, bytes) else str(model)
-        return cls(ort.InferenceSession(source, options, providers=providers))
+        try:
+            return cls(ort.InferenceSession(source, options, providers=providers))
+        except Exception as exc:  # onnxruntime's Fail/InvalidGraph/...: a broken or hostile file
+            where = "the converted model" if isinstance(model, bytes) else str(model)
+            first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+            raise UserError(f"{where}: onnxruntime cannot load it ({first}); re-export it with `ugn export`") from exc
 
     @classmethod
     def from_torch(cls, model: torch.nn.Module, data_config: dict[str, Any]) -> OnnxBackend:
@@ -313,9 +319,11 @@ class Predictor:
             image = load_image(path, mode=self.mode, max_pixels=self.max_pixels)
         except ImageReadError as exc:
             return str(exc)
+        except Exception as exc:  # noqa: BLE001 - one file's failure is its row's status; the batch goes on
+            return f"cannot read: {type(exc).__name__}: {exc}"
         try:
             return self.transform(image)
-        except (OSError, ValueError, RuntimeError) as exc:  # e.g. a 1-pixel image that cannot be resized
+        except Exception as exc:  # noqa: BLE001 - e.g. a 1-pixel image that cannot be resized
             return f"cannot preprocess: {exc}"
 
     def _decoded_batches(self, items: Iterable[_Item]) -> Iterator[list[tuple[_Item, torch.Tensor | str]]]:
@@ -347,6 +355,8 @@ class Predictor:
         for item, result in batch:
             if isinstance(result, str):
                 yield self.record(item.path, item.modality, None, result)
+            elif not np.isfinite(probs[id(item)]):
+                yield self.record(item.path, item.modality, None, NON_FINITE)
             else:
                 yield self.record(item.path, item.modality, probs[id(item)])
 
@@ -357,7 +367,7 @@ class Predictor:
         probs = calibrated_probs(self.backend.logits(images, index), temperature)
         if self.tta:
             probs = (probs + calibrated_probs(self.backend.logits(images.flip(-1), index), temperature)) / 2.0
-        return probs
+        return probs  # NaN where the model's output was not a number: callers report NON_FINITE
 
 
 def _resolve(batch: list[tuple[_Item, Future]]) -> list[tuple[_Item, torch.Tensor | str]]:

@@ -95,6 +95,8 @@ def run_predict(
         if grouper is not None:
             outputs.append(subjects_path(output))
     for path in outputs:
+        if path.is_dir():
+            raise UserError(f"{path} is a folder; give a file name with -o, e.g. {path / 'predictions.csv'}")
         if path.exists() and not overwrite:
             raise UserError(f"{path} already exists; pass --overwrite or choose another output path with -o")
     images = collect_inputs(inputs, recursive=recursive, modality=modality)
