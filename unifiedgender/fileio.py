@@ -9,6 +9,7 @@ of the same name on the same host once its process is gone.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import secrets
 import shutil
@@ -51,7 +52,7 @@ def _writer_alive(part: Path, final_name: str) -> bool:
 def remove_stale_parts(final: Path) -> None:
     """Delete temporaries of `final` whose writer was killed (kill -9, power loss) before it could clean up."""
     try:
-        candidates = list(final.parent.glob(f".{final.name}.*{PART_SUFFIX}"))
+        candidates = list(final.parent.glob(f".{glob.escape(final.name)}.*{PART_SUFFIX}"))
     except OSError:
         return
     for part in candidates:
