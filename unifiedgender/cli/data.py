@@ -10,7 +10,7 @@ import typer
 
 app = typer.Typer(no_args_is_help=True)
 
-FORMATS = ("hagrid-derived", "imagefolder", "socofing", "utkface", "lfw", "11k-hands")  # keep in step with IMPORTERS
+FORMATS = ("hagrid-derived", "imagefolder", "socofing", "utkface", "lfw", "11k-hands", "adience", "celeba")  # keep in step with IMPORTERS
 Format = Enum("Format", {name: name for name in FORMATS}, type=str)  # a Choice, so shells can complete it
 
 
@@ -25,6 +25,8 @@ def import_command(
         None, help="imagefolder: extra class folders, e.g. 'FEM=female,HOM=male' (FEMALE/MALE, F/M, 0/1 built in)."),
     subject_pattern: Optional[str] = typer.Option(
         None, help="imagefolder: regex on the file name giving the subject id (group 'subject' or group 1)."),
+    images: Optional[str] = typer.Option(
+        None, help="adience: the crops to use, faces or aligned (default: the folder present; faces when both are)."),
 ) -> None:
     """Import a native dataset into a manifest CSV (one row per image), with duplicate-content groups."""
     from unifiedgender.cli.render import print_import_report
@@ -35,7 +37,7 @@ def import_command(
     if output.exists() and not overwrite:
         raise UserError(f"{output} already exists; pass --overwrite or choose another -o path")
     result, duplicates = import_dataset(fmt.value, source, modality=modality, class_map=class_map,
-                                        subject_pattern=subject_pattern)
+                                        subject_pattern=subject_pattern, images=images)
     write_manifest(result.frame, output, overwrite=overwrite)
     print_import_report(result, duplicates, output)
 
