@@ -259,6 +259,14 @@ def print_summary(report: dict, console) -> None:
             end_section=True,
         )
     console.print(fairness)
+    age = report.get("age")
+    if age and age["n"]:
+        base = age["baseline"]
+        console.print(
+            f"age group ({age['n']} images with a known age): exact {_f(age['exact_accuracy'])}, one-off "
+            f"{_f(age['one_off_accuracy'])} [dim](baseline always '{base['group']}': {_f(base['exact_accuracy'])}, "
+            f"{_f(base['one_off_accuracy'])})[/]"
+        )
 
 
 def _f(value) -> str:

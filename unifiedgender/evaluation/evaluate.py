@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
+from unifiedgender.evaluation.age import age_report
 from unifiedgender.evaluation.bootstrap import CI_LEVEL, subject_bootstrap
 from unifiedgender.evaluation.fairness import fairness_report
 from unifiedgender.evaluation.metrics import METRIC_NAMES, binary_metrics, confusion, majority_baseline
@@ -65,6 +66,9 @@ def evaluate_predictions(
         "subject_level": level_report(subjects, threshold, n_resamples, seed, training_majority),
         "fairness": fairness_report(table, threshold, n_resamples, seed, threshold_method, validation_table),
     }
+    age = age_report(table.frame)
+    if age is not None:
+        report["age"] = age
     return report, table
 
 

@@ -62,7 +62,7 @@ def import_celeba(source: Path) -> ImportResult:
 
     with os.scandir(image_root) as entries:
         present = {entry.name for entry in entries if entry.is_file()}
-    exists = table["image_id"].isin(present).to_numpy()
+    exists = np.fromiter((name in present for name in table["image_id"].tolist()), dtype=bool, count=len(table))
     if not exists.all():
         absent = table.loc[~exists, "image_id"]
         result.count("skipped: image absent", len(absent))
