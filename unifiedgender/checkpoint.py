@@ -194,6 +194,8 @@ def load_whole_model_if_matching(model: nn.Module, path: str | os.PathLike[str])
     """Fine-tuning from a ugn checkpoint: load all of it (backbone and heads) into `model` when its state dict
     matches key for key and shape for shape (same architecture, heads and backbone) and return True. Return False,
     changing nothing, for any other weights file or when the heads differ (then only the backbone was taken)."""
+    if Path(path).suffix == ".safetensors":  # plain tensors: never a ugn checkpoint
+        return False
     payload = safe_torch_load(path)
     if not isinstance(payload, Mapping) or payload.get("format") != FORMAT or not isinstance(payload.get("state_dict"), Mapping):
         return False
