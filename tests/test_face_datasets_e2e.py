@@ -33,6 +33,7 @@ def train(train_csv, val_csv, out, *extra) -> None:
         "--workers", "0", "--cache", "memory", *extra)
 
 
+@pytest.mark.slow  # two one-epoch trainings and an evaluation: about 10 s on an idle laptop core
 def test_celeba_to_adience_multitask_fold_run(tmp_path):
     ugn("data", "import", "celeba", make_celeba(tmp_path / "celeba", absent=0), "-o", tmp_path / "celeba.csv")
     ugn("data", "split", tmp_path / "celeba.csv", "--by-column", "split", "-o", tmp_path / "celeba_split")
