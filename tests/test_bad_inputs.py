@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 import struct
 import zlib
@@ -193,6 +194,17 @@ def _make_all_cases(folder: Path) -> dict[str, str]:
     (folder / "truncated.jpg").write_bytes(full[: len(full) // 2]); expected["truncated.jpg"] = "truncated"
     (folder / "bomb.png").write_bytes(png_bytes(40_000, 40_000, 8, 2, b"\x00" * 100))
     expected["bomb.png"] = "decompression bomb"
+    (folder / "heavy16.png").write_bytes(png_bytes(6000, 6000, 16, 6, b"\x00" * 100))  # 288 MB of samples
+    expected["heavy16.png"] = "too large to decode"
+    (folder / "loop_a.jpg").symlink_to("loop_b.jpg")
+    (folder / "loop_b.jpg").symlink_to("loop_a.jpg")
+    expected["loop_a.jpg"] = expected["loop_b.jpg"] = "Too many levels of symbolic links"
+    (folder / "dangling.jpg").symlink_to("nowhere.jpg")
+    expected["dangling.jpg"] = "No such file or directory"
+    (folder / "linked.png").symlink_to("a_plain.png")
+    expected["linked.png"] = "ok"
+    os.mkfifo(folder / "fifo.jpg")  # opening it would block the run forever
+    expected["fifo.jpg"] = "cannot open: not a regular file (a special file)"
     return expected
 
 
@@ -212,7 +224,240 @@ def test_every_case_through_ugn_predict(tmp_path, capsys):
         else:
             assert want in row["status"], (name, row["status"])
             assert row["prob_male"] == "" and row["label"] == ""
-    assert re.search(r"failed\s*│\s*4\s*│", text), text
+    assert re.search(r"failed\s*│\s*9\s*│", text), text
+
+
+def test_broken_links_named_on_the_command_line_get_rows(tmp_path, capsys):
+    ckpt = make_checkpoint(tmp_path / "model.pt")
+    photo().save(tmp_path / "good.png")
+    (tmp_path / "loop.png").symlink_to("loop.png")
+    (tmp_path / "gone.png").symlink_to("missing.png")
+    out = tmp_path / "p.csv"
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "list.csv").write_text(f"path\nfolder.png\ngood.png\n")
+    code, text = run_ugn(["predict", tmp_path / "loop.png", tmp_path / "gone.png", tmp_path / "list.csv",
+                          "-c", ckpt, "-o", out], capsys)
+    assert code == 1 and "Traceback" not in text, text
+    statuses = {Path(r["path"]).name: r["status"] for r in csv.DictReader(out.open())}
+    assert statuses["good.png"] == "ok"
+    assert "symbolic links" in statuses["loop.png"] and "No such file" in statuses["gone.png"]
+    assert statuses["folder.png"] == "cannot open: not a regular file (a folder)"
+
+
+def nan_checkpoint(tmp_path: Path) -> Path:
+    """A real checkpoint whose weights are all NaN (what a diverged training run saves)."""
+    import torch
+
+    from unifiedgender.checkpoint import read_checkpoint
+
+    payload = read_checkpoint(make_checkpoint(tmp_path / "model.pt"))
+    payload["state_dict"] = {k: v.fill_(float("nan")) if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+    torch.save(payload, tmp_path / "nan.pt")
+    return tmp_path / "nan.pt"
+
+
+def test_nan_outputs_are_failures_not_labels(tmp_path, capsys):
+    """Item 4: no label and no `ok` for a NaN probability; a non-zero exit; loading warns."""
+    from unifiedgender.checkpoint import NonFiniteWeightsWarning, load_checkpoint
+    from unifiedgender.inference.predictor import NON_FINITE
+
+    ckpt = nan_checkpoint(tmp_path)
+    with pytest.warns(NonFiniteWeightsWarning, match="weight tensors hold NaN or infinite values"):
+        load_checkpoint(ckpt)
+    photo().save(tmp_path / "a.png")
+    for engine in ("torch", "auto"):
+        out = tmp_path / f"{engine}.csv"
+        with pytest.warns(NonFiniteWeightsWarning):
+            code, text = run_ugn(["predict", tmp_path / "a.png", "-c", ckpt, "-o", out, "--engine", engine], capsys)
+        assert code == 1, text
+        (row,) = csv.DictReader(out.open())
+        assert row["status"] == NON_FINITE and row["label"] == "" and row["prob_male"] == ""
+
+
+# ------------------------------------------------------------------------------------ memory: decoded bytes
+def test_decoded_bytes_count_the_sample_depth(tmp_path):
+    """Item 6: a 16-bit RGBA image costs 8 bytes a pixel; the cap applies to that, not to the pixel count."""
+    rows = b"".join(b"\x00" + bytes(100 * 8) for _ in range(100))
+    (tmp_path / "rgba16.png").write_bytes(png_bytes(100, 100, 16, 6, rows))
+    Image.new("RGBA", (100, 100), (1, 2, 3, 255)).save(tmp_path / "rgba8.png")
+    with pytest.raises(ImageReadError, match=r"too large to decode \(100x100, 0 MB of pixel data > 0 MB\)"):
+        load_image(tmp_path / "rgba16.png", max_bytes=50_000)  # 80,000 bytes of samples
+    assert load_image(tmp_path / "rgba8.png", max_bytes=50_000).size == (100, 100)  # 40,000 bytes
+
+
+def test_header_claiming_a_huge_16bit_image_is_refused_before_decoding(tmp_path):
+    path = tmp_path / "rgba16.png"
+    path.write_bytes(png_bytes(7000, 7000, 16, 6, b"\x00" * 100))  # 49 MP: under the pixel cap; 392 MB of samples
+    with pytest.raises(ImageReadError, match=r"too large to decode \(7000x7000, 392 MB of pixel data > 192 MB\)"):
+        load_image(path)
+
+
+def test_large_jpeg_is_reduced_while_decoding(tmp_path):
+    path = tmp_path / "big.jpg"
+    path.write_bytes(jpeg_bytes(photo((400, 300))))  # 360,000 bytes of 8-bit RGB
+    assert load_image(path).size == (400, 300)
+    assert load_image(path, max_bytes=100_000).size == (200, 150)  # DCT-scaled by 2 while decoding
+    assert load_image(path, max_bytes=10_000).size == (50, 38)  # at most by 8
+
+
+# ------------------------------------------------------------------------ one-line errors (item 8, item 9)
+def test_output_that_is_a_folder_is_refused_before_predicting(tmp_path, capsys):
+    ckpt = make_checkpoint(tmp_path / "model.pt")
+    photo().save(tmp_path / "a.png")
+    (tmp_path / "out.csv").mkdir()
+    code, text = run_ugn(["predict", tmp_path / "a.png", "-c", ckpt, "-o", tmp_path / "out.csv", "--overwrite"], capsys)
+    assert code == 2 and "out.csv is a folder; give a file name with -o" in text and "predicting" not in text, text
+
+
+def test_empty_folder_is_an_error_not_an_empty_table(tmp_path, capsys):
+    ckpt = make_checkpoint(tmp_path / "model.pt")
+    (tmp_path / "empty").mkdir()
+    code, text = run_ugn(["predict", tmp_path / "empty", "-c", ckpt, "-o", tmp_path / "p.csv"], capsys)
+    assert code == 2 and "no image files in" in text and not (tmp_path / "p.csv").exists(), text
+
+
+def test_checkpoint_claiming_a_huge_input_size_is_refused(tmp_path, capsys):
+    import torch
+
+    from unifiedgender.checkpoint import read_checkpoint
+
+    payload = read_checkpoint(make_checkpoint(tmp_path / "model.pt"))
+    payload["data_config"]["input_size"] = (3, 30000, 30000)
+    torch.save(payload, tmp_path / "huge.pt")
+    photo().save(tmp_path / "a.png")
+    code, text = run_ugn(["predict", tmp_path / "a.png", "-c", tmp_path / "huge.pt"], capsys)
+    assert code == 2 and text.startswith("error: ") and "input_size (3, 30000, 30000) must be" in text, text
+
+
+def test_csv_passed_as_a_checkpoint(tmp_path, capsys):
+    (tmp_path / "m.csv").write_text("path,subject_id,gender,modality\na.png,1,male,hand\n")
+    photo().save(tmp_path / "a.png")
+    code, text = run_ugn(["predict", tmp_path / "a.png", "-c", tmp_path / "m.csv"], capsys)
+    assert code == 2 and "m.csv: not a readable PyTorch file (it starts with 'path,subject_id" in text, text
+    assert "torch.load" not in text and "weights_only" not in text and len(text.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def onnx_export(tmp_path_factory):
+    from unifiedgender.inference.export import export_checkpoint
+
+    folder = tmp_path_factory.mktemp("onnx")
+    return export_checkpoint(make_checkpoint(folder / "model.pt"), "onnx")["output"]
+
+
+def _edited_onnx(source: Path, target: Path, edit) -> Path:
+    import onnx
+
+    proto = onnx.load(str(source))
+    edit(proto)
+    onnx.save(proto, str(target))
+    return target
+
+
+def _set_meta(key: str, value: str):
+    def edit(proto):
+        for prop in proto.metadata_props:
+            if prop.key == key:
+                prop.value = value
+    return edit
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("ugn.data_config", "{not json", "metadata ugn.data_config is not valid JSON"),
+    ("ugn.data_config", "[" * 100_000, "metadata ugn.data_config is 100,000 characters long"),
+    ("ugn.data_config", '{"input_size": [3, 30000, 30000], "mean": [0, 0, 0], "std": [1, 1, 1], "interpolation": '
+                        '"bilinear", "crop_pct": 1}', "input_size [3, 30000, 30000] must be"),
+    ("ugn.modalities", '"hand"', "metadata ugn.modalities hand is not a list"),
+])
+def test_bad_onnx_metadata_is_one_line(tmp_path, capsys, onnx_export, key, value, message):
+    model = _edited_onnx(onnx_export, tmp_path / "bad.onnx", _set_meta(key, value))
+    photo().save(tmp_path / "a.png")
+    code, text = run_ugn(["predict", tmp_path / "a.png", "-c", model], capsys)
+    assert code == 2 and message in text and "Traceback" not in text, text
+
+
+def test_onnx_with_external_data_paths_is_refused(tmp_path, capsys, onnx_export):
+    import onnx
+
+    def point_outside(proto):
+        tensor = proto.graph.initializer[0]
+        tensor.data_location = onnx.TensorProto.EXTERNAL
+        entry = tensor.external_data.add()
+        entry.key, entry.value = "location", "../../../../etc/passwd"
+        tensor.ClearField("raw_data")
+
+    model = _edited_onnx(onnx_export, tmp_path / "ext.onnx", point_outside)
+    photo().save(tmp_path / "a.png")
+    code, text = run_ugn(["predict", tmp_path / "a.png", "-c", model], capsys)
+    assert code == 2 and "weights stored in external files" in text and "Traceback" not in text, text
+
+
+# --------------------------------------------------------------------------------------------- archives
+def test_duplicate_zip_entries_are_refused(tmp_path):
+    """Item 9: two entries unpacking to one file would silently overwrite each other."""
+    import zipfile
+
+    from unifiedgender.data.safezip import safe_unpack
+    from unifiedgender.errors import UserError
+
+    archive = tmp_path / "dup.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("data/a.txt", "first")
+        zf.writestr("data/./a.txt", "second")
+    with pytest.raises(UserError, match=r"entries 'data/a.txt' and 'data/\./a.txt' unpack to the same file"):
+        safe_unpack(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------------- outputs on shared folders
+@pytest.mark.parametrize("umask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o002, 0o664, 0o775)])
+def test_outputs_follow_the_umask_and_keep_a_replaced_files_mode(tmp_path, umask, file_mode, dir_mode):
+    """Item 5: new files and folders get the umask's mode; a replaced file keeps its own (a shared 0664 registry)."""
+    import os
+    import stat
+
+    from unifiedgender.evaluation.registry import append_run
+    from unifiedgender.fileio import atomic_write, replace_dir, staging_dir
+
+    old = os.umask(umask)
+    try:
+        with atomic_write(tmp_path / "new.csv") as handle:
+            handle.write("a\n")
+        registry = tmp_path / "registry.csv"
+        append_run(registry, {"tag": "x"})
+        os.chmod(registry, 0o660)
+        append_run(registry, {"tag": "y"})
+        with staging_dir(tmp_path / "report") as building:
+            (building / "r.md").write_text("x")
+            replace_dir(building, tmp_path / "report")
+    finally:
+        os.umask(old)
+    mode = lambda p: stat.S_IMODE(os.stat(p).st_mode)  # noqa: E731
+    assert mode(tmp_path / "new.csv") == file_mode
+    assert mode(registry) == 0o660 and len(registry.read_text().splitlines()) == 3
+    assert mode(tmp_path / "report") == dir_mode
+
+
+def test_parts_left_by_a_killed_writer_are_removed(tmp_path):
+    """Item 9: `.part` files of a dead process disappear at the next write of that file; a live writer's stay."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from unifiedgender.fileio import atomic_write
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = socket.gethostname()
+    stale = tmp_path / f".last.pt.abcd1234.{dead.stdout.strip()}@{host}.part"
+    live = tmp_path / f".last.pt.abcd5678.{os.getpid()}@{host}.part"
+    foreign = tmp_path / ".last.pt.abcd9999.1@another-host.part"
+    for part in (stale, live, foreign):
+        part.write_bytes(b"partial")
+    with atomic_write(tmp_path / "last.pt", "wb") as handle:
+        handle.write(b"complete")
+    assert not stale.exists() and live.exists() and foreign.exists()
+    assert (tmp_path / "last.pt").read_bytes() == b"complete"
 
 
 def test_exif_rotated_photo_predicts_like_the_upright_image(tmp_path):

@@ -105,7 +105,7 @@ def test_a_malicious_pickle_is_refused_and_never_executed(tmp_path):
 
 def test_files_that_are_not_ugn_checkpoints_are_refused(tmp_path):
     torch.save({"state_dict": {"w": torch.zeros(1)}}, tmp_path / "published.pt")
-    with pytest.raises(UserError, match="not a ugn checkpoint.*load_published_checkpoint"):
+    with pytest.raises(UserError, match="not a ugn checkpoint .*nor a published UnifiedGenderNet UMCC/MAG state dict"):
         load_checkpoint(tmp_path / "published.pt")
     (tmp_path / "broken.pt").write_bytes(b"not a zip or pickle")
     with pytest.raises(UserError, match="broken.pt: not a readable PyTorch file"):

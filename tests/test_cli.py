@@ -14,7 +14,7 @@ import pytest
 from unifiedgender import __version__
 
 REPO = Path(__file__).resolve().parents[1]
-GROUPS = ("demo", "data", "download", "train", "evaluate", "runs", "predict", "export", "serve", "crop", "bench")
+GROUPS = ("demo", "data", "download", "train", "evaluate", "runs", "predict", "export", "convert", "serve", "crop", "bench")
 
 
 def ugn(*args: str, env: dict[str, str] | None = None, timeout: int = 120) -> subprocess.CompletedProcess:

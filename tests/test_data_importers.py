@@ -219,6 +219,18 @@ def test_lfw_fixture_resolves_conflicts_from_identity(tmp_path):
     assert result.counts["listed names without an image"] == 1
 
 
+def test_lfw_with_empty_gender_lists_is_refused(tmp_path):
+    """No labels means no manifest: not a 0-row file and exit 0 (issue 12, item 9)."""
+    put(tmp_path / "lfw-deepfunneled" / "A_B" / "A_B_0001.jpg", jpeg(1))
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels/female_names.txt").write_text("")
+    (tmp_path / "labels/male_names.txt").write_text("\n")
+    with pytest.raises(UserError, match=r"no image could be imported as 'lfw' \(skipped: in neither gender list"):
+        import_dataset("lfw", tmp_path)
+    result = runner.invoke(app, ["data", "import", "lfw", str(tmp_path), "-o", str(tmp_path / "m.csv")])
+    assert isinstance(result.exception, UserError) and not (tmp_path / "m.csv").exists()
+
+
 def test_lfw_missing_label_file(tmp_path):
     put(tmp_path / "lfw-deepfunneled" / "A_B" / "A_B_0001.jpg", jpeg(1))
     with pytest.raises(UserError, match="male_names.txt not found"):
@@ -250,6 +262,31 @@ def test_11k_hands_fixture(tmp_path):
     assert df["skin"].tolist() == ["fair", "fair", "dark"] and df["nail_polish"].tolist() == [1, 1, 0]
     assert result.counts == {"skipped: listed in HandInfo.csv, image absent": 1,
                              "skipped: image not listed in HandInfo.csv": 1}
+
+
+def test_11k_hands_repeated_image_name(tmp_path):
+    """A name listed again is one image: the same label keeps one row, the other gender drops it (item 9)."""
+    same = '"0000009",40,"male","dark",1,0,"dorsal left","Hand_0000003.jpg",0\n'
+    result, _ = import_dataset("11k-hands", make_11k(tmp_path / "same", same))
+    assert result.frame["path"].map(lambda p: Path(p).name).tolist().count("Hand_0000003.jpg") == 1
+    assert result.counts["skipped: the same file again (symlink or repeated entry)"] == 1
+    assert result.counts["skipped: listed in HandInfo.csv, image absent"] == 1  # only Hand_0000004.jpg
+    other = '"0000011",30,"female","fair",0,0,"dorsal left","Hand_0000003.jpg",0\n'
+    result, _ = import_dataset("11k-hands", make_11k(tmp_path / "other", other))
+    assert "Hand_0000003.jpg" not in result.frame["path"].map(lambda p: Path(p).name).tolist()
+    assert result.counts["skipped: the same file under two subjects or genders"] == 2
+    assert result.counts["skipped: listed in HandInfo.csv, image absent"] == 1
+
+
+def test_a_symlinked_image_is_imported_once(tmp_path):
+    put(tmp_path / "FEMALE" / "a.jpg", jpeg(1))
+    put(tmp_path / "MALE" / "b.jpg", jpeg(2))
+    (tmp_path / "FEMALE" / "c.jpg").symlink_to(tmp_path / "FEMALE" / "a.jpg")  # the same file as subject "c"
+    (tmp_path / "MALE" / "d.jpg").symlink_to(tmp_path / "FEMALE" / "a.jpg")  # and labelled male as subject "d"
+    result, _ = import_dataset("imagefolder", tmp_path, modality="hand", subject_pattern=r"^(\w)")
+    names = sorted(Path(p).name for p in result.frame["path"])
+    assert names == ["b.jpg"], names
+    assert result.counts["skipped: the same file under two subjects or genders"] == 3
 
 
 @pytest.mark.parametrize("row, message", [

@@ -167,6 +167,8 @@ def test_subject_level_uses_mean_probability_per_subject():
         (lambda df: df.assign(gender=["M"] + ["male"] * (len(df) - 1)), "gender 'M' is not one of female, male"),
         (lambda df: df.assign(status="unreadable"), "no rows with status 'ok'"),
         (lambda df: df.assign(subject_id=["s"] * (len(df) - 1) + [None]), "row 10: empty subject_id"),
+        # one image twice (a second spelling of its path) would count twice: issue 12, item 2
+        (lambda df: df.assign(path=[*df["path"][:-1], "/img/./h1.png"]), r"row 10: '/img/\./h1.png' is the same file as row 2"),
     ],
 )
 def test_bad_tables_are_refused_with_the_fix(change, message):

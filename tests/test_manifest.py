@@ -70,6 +70,22 @@ def test_missing_file_and_duplicate_path(tmp_path, images):
         read_manifest(path)
 
 
+def test_two_spellings_or_a_link_of_one_file_are_one_image(tmp_path, images):
+    """Duplicates are found by resolved real path, not by the text of the path (issue 12, item 2)."""
+    path = tmp_path / "m.csv"
+    dotted = images[0].replace("/imgs/", "/imgs/./")
+    frame([images[0], images[1], dotted]).to_csv(path, index=False)
+    with pytest.raises(UserError, match=r"row 4: '.*/imgs/\./0.png' is the same file as row 2"):
+        read_manifest(path)
+    link = tmp_path / "link.png"
+    link.symlink_to(images[1])
+    frame([images[0], images[1], str(link)]).to_csv(path, index=False)
+    with pytest.raises(UserError, match=r"row 4: '.*link.png' is the same file as row 3"):
+        read_manifest(path)
+    with pytest.raises(UserError, match="is the same file as row 3"):
+        write_manifest(frame([images[0], images[1], str(link)]), tmp_path / "out.csv")
+
+
 def test_absent_and_unreadable_manifest(tmp_path):
     with pytest.raises(UserError, match="manifest not found.*ugn data import"):
         read_manifest(tmp_path / "none.csv")

@@ -349,6 +349,53 @@ def wait_for_health(url: str, process: subprocess.Popen, timeout: float = 60.0) 
 
 
 
+# -------------------------------------------------------------------------------- threshold and uncertainty
+@pytest.fixture(scope="module")
+def decided(predictor, tmp_path_factory: pytest.TempPathFactory):
+    """A server for a model (logits spread around 0) saved with a decision: of the two sample images whose
+    logits differ most, the temperature puts their P(male) far apart and the stored threshold is the first
+    one's P(male) (so it is uncertain and the second is not). Yields (server, threshold, the two names)."""
+    from predict_fixtures import make_checkpoint
+    from unifiedgender.checkpoint import load_checkpoint, save_checkpoint
+    from unifiedgender.decision import Decision, calibrated_probs
+    from unifiedgender.inference.predictor import Predictor
+
+    folder = tmp_path_factory.mktemp("decided")
+    model, info = load_checkpoint(make_checkpoint(folder / "raw.pt", flag=True))
+    images = sample_images()
+    names = list(images)
+    raw = Predictor.from_checkpoint(folder / "raw.pt", device="cpu").predict_images(
+        [Image.open(io.BytesIO(images[n])) for n in names], "hand")
+    logits = np.log(raw / (1 - raw))
+    first, second = int(np.argmin(logits)), int(np.argmax(logits))
+    temperatures = np.geomspace(0.02, 50, 400)
+    gaps = [abs(np.diff(calibrated_probs(logits[[first, second]], t))[0]) for t in temperatures]
+    temperature = float(temperatures[int(np.argmax(gaps))])
+    probs = calibrated_probs(logits, temperature)
+    assert abs(probs[first] - probs[second]) > 0.3, "the sample images should score apart"
+    decision = Decision(temperature, "youden", {"0.5": 0.5, "youden": float(probs[first]), "eer": 0.5}, "validation val.csv")
+    path = save_checkpoint(folder / "decided.pt", model, tag=info["tag"], decision=decision)
+    with BackgroundServer(create_app(Predictor.from_checkpoint(path, device="cpu"), LIMITS)) as running:
+        yield running, float(probs[first]), (names[first], names[second])
+
+
+def test_health_and_results_carry_the_threshold_and_uncertainty(decided) -> None:
+    from unifiedgender.decision import UNCERTAIN_MARGIN
+
+    running, threshold, names = decided
+    with httpx.Client(base_url=running.url, timeout=30) as http:
+        card = http.get("/health").json()["model"]["threshold"]
+        assert card["value"] == threshold and card["method"] == "youden" and card["chosen_on"] == "validation val.csv"
+        assert card["description"] == f"{threshold:.4f} (youden on validation val.csv)"
+        assert card["uncertain_margin"] == UNCERTAIN_MARGIN
+        images = sample_images()
+        results = post(http, [(n, images[n]) for n in names]).json()["results"]
+    assert [r["uncertain"] for r in results] == [True, False]
+    assert results[0]["prob_male"] == pytest.approx(threshold)
+    for result in results:
+        assert result["label"] == ("male" if result["prob_male"] >= threshold else "female")
+
+
 # ---------------------------------------------------------------------------------------- headless browser
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -417,6 +464,32 @@ def test_page_shows_label_and_confidence_for_uploaded_images(page, client: httpx
         assert meter.get_attribute("aria-valuenow") == shown_percent(expected["confidence"])[:-1]
         assert card.locator("img").evaluate("img => img.complete && img.naturalWidth > 0")
     expect(page.locator("#announcer")).to_contain_text("confidence")
+    expect(page.locator("[data-testid=threshold]")).to_contain_text("0.5000 (default 0.5: the model stores no threshold)")
+
+
+@pytest.mark.browser
+def test_page_shows_the_threshold_and_marks_results_near_it_uncertain(browser, decided, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    running, threshold, names = decided
+    images = sample_images()
+    for name in names:
+        (tmp_path / name).write_bytes(images[name])
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    page.goto(running.url)
+    expect(page.locator("[data-testid=threshold]")).to_contain_text(f"{threshold:.4f} (youden on validation val.csv)")
+    expect(page.locator("[data-testid=threshold]")).to_contain_text("within ±0.10 of it are marked uncertain")
+    page.select_option("#modality", "hand")
+    page.set_input_files("#file-input", [str(tmp_path / name) for name in names])
+    expect(page.locator("[data-testid=result][data-status=ok]")).to_have_count(2)
+    cards = page.locator("[data-testid=result]")
+    expect(cards.nth(0)).to_have_attribute("data-uncertain", "true")
+    expect(cards.nth(0).locator("[data-testid=uncertain]")).to_be_visible()
+    expect(cards.nth(0).locator("[data-testid=uncertain]")).to_contain_text(f"threshold {threshold:.3f}")
+    assert cards.nth(1).get_attribute("data-uncertain") is None
+    expect(cards.nth(1).locator("[data-testid=uncertain]")).to_be_hidden()
+    context.close()
 
 
 @pytest.mark.browser
@@ -470,6 +543,109 @@ def test_page_explains_rejected_files(page, tmp_path: Path) -> None:
     page.click("#clear")
     expect(cards).to_have_count(0)
     expect(page.locator("#empty")).to_be_visible()
+
+# --------------------------------------------------------------------------------- broken models, slow clients
+def test_nan_model_output_is_an_error_not_a_label(tmp_path: Path) -> None:
+    """A checkpoint with NaN weights: loading warns, and the API answers 500 with the reason, never a label."""
+    import torch
+
+    from unifiedgender.checkpoint import NonFiniteWeightsWarning, read_checkpoint
+    from unifiedgender.inference.predictor import NON_FINITE, Predictor
+
+    payload = read_checkpoint(tiny_checkpoint(tmp_path, flag=False))
+    payload["state_dict"] = {k: v.fill_(float("nan")) if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+    torch.save(payload, tmp_path / "nan.pt")
+    with pytest.warns(NonFiniteWeightsWarning, match=r"nan.pt: \d+ weight tensors hold NaN"):
+        predictor = Predictor.from_checkpoint(tmp_path / "nan.pt", device="cpu", engine="torch")
+    with BackgroundServer(create_app(predictor, LIMITS)) as running, httpx.Client(base_url=running.url, timeout=30) as http:
+        response = post(http, [("a.png", sample_images()["noise.png"])], modality=None)
+    assert response.status_code == 500, response.text
+    result = response.json()["results"][0]
+    assert result["status"] == "error" and result["label"] is None and result["error"] == NON_FINITE
+
+
+def _raw_connection(server: BackgroundServer):
+    import socket
+
+    connection = socket.create_connection((server.host, server.port))
+    connection.settimeout(10)  # bounded: a server that never closes fails the test instead of hanging it
+    return connection
+
+
+def _closed_within(connection, seconds: float) -> float:
+    """Seconds until the server closed the connection (recv gives b''); fails after `seconds`."""
+    import socket
+
+    started = time.monotonic()
+    connection.settimeout(seconds)
+    try:
+        assert connection.recv(100) == b""
+    except socket.timeout:
+        pytest.fail(f"the server kept a stalled connection open for over {seconds} s")
+    finally:
+        connection.close()
+    return time.monotonic() - started
+
+
+def test_slow_and_silent_clients_are_disconnected(predictor) -> None:
+    """Partial headers, a silent connection and a request trickled byte by byte are all dropped in time."""
+    limits = ServeLimits(max_upload_bytes=256 * 1024, max_pixels=1_000_000, max_files=4, idle_timeout_s=0.5,
+                         request_timeout_s=2.0)
+    with BackgroundServer(create_app(predictor, limits)) as running:
+        partial = _raw_connection(running)
+        partial.sendall(b"POST /api/predict HTTP/1.1\r\nHost: x\r\n")  # then nothing more
+        assert _closed_within(partial, 5) < 3
+        assert _closed_within(_raw_connection(running), 5) < 3  # never sends a byte
+
+        trickle, started, closed = _raw_connection(running), time.monotonic(), False
+        for byte in b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200:  # bounded: ~60 s at most
+            try:
+                trickle.sendall(bytes([byte]))
+            except OSError:
+                closed = True
+                break
+            time.sleep(0.25)  # under the idle timeout: only the whole-request deadline stops it
+        trickle.close()
+        assert closed and time.monotonic() - started < 6
+
+        with httpx.Client(base_url=running.url, timeout=10) as http:  # normal clients are unaffected
+            assert http.get("/health").status_code == 200
+
+
+def test_connections_over_the_limit_get_503(predictor) -> None:
+    limits = ServeLimits(max_upload_bytes=256 * 1024, max_pixels=1_000_000, max_files=4, max_connections=3)
+    with BackgroundServer(create_app(predictor, limits)) as running:
+        held = [_raw_connection(running) for _ in range(3)]
+        try:
+            extra = _raw_connection(running)
+            extra.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert extra.recv(100).startswith(b"HTTP/1.1 503"), "a connection over the limit must be refused"
+            extra.close()
+        finally:
+            for connection in held:
+                connection.close()
+        for _ in range(50):  # the server notices the closed connections within a few event-loop turns
+            with httpx.Client(base_url=running.url, timeout=10) as http:
+                if http.get("/health").status_code == 200:
+                    break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the server stayed over its connection limit after the clients left")
+
+
+def test_upload_too_large_to_decode_is_413_and_light_uploads_still_pass(predictor) -> None:
+    """A 16-bit RGBA PNG whose header claims 5000x5000 (under the pixel limit, 200 MB of samples) is refused
+    before decoding; an ordinary image in the same request is predicted."""
+    from test_bad_inputs import png_bytes
+
+    limits = ServeLimits(max_pixels=40_000_000)
+    heavy = png_bytes(5000, 5000, 16, 6, b"\x00" * 1000)
+    with BackgroundServer(create_app(predictor, limits)) as running, httpx.Client(base_url=running.url, timeout=30) as http:
+        response = post(http, [("heavy.png", heavy), ("light.png", sample_images()["noise.png"])])
+    heavy_result, light_result = response.json()["results"]
+    assert heavy_result["code"] == 413 and "too large to decode" in heavy_result["error"], heavy_result
+    assert light_result["status"] == "ok"
+
 
 # ------------------------------------------------------------------------------------------------ load test
 @pytest.mark.slow

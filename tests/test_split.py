@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from unifiedgender.cli.app import app
 from unifiedgender.data.manifest import read_manifest, write_manifest
-from unifiedgender.data.split import parse_ratios, split_manifest, write_splits
+from unifiedgender.data.split import parse_ratios, split_manifest, split_warnings, write_splits
 from unifiedgender.errors import UserError
 
 RATIOS = st.sampled_from([(0.8, 0.2), (0.5, 0.5), (0.7, 0.15, 0.15), (0.6, 0.2, 0.2), (0.34, 0.33, 0.33)])
@@ -174,3 +174,35 @@ def test_cli_split_writes_manifests_and_refuses_overwrite(tmp_path):
     assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0
     with pytest.raises(UserError, match="already exists"):
         write_splits({"train": outs[0]}, tmp_path / "m_split")
+
+
+def test_one_file_under_two_subjects_cannot_be_split(tmp_path):
+    """`/Real/./X.png` under another subject and gender is the same image: refused before any split (item 2)."""
+    real = tmp_path / "Real"
+    real.mkdir()
+    rows = []
+    for s in range(6):
+        Image.new("L", (4, 4), s).save(real / f"{s}.png")
+        rows.append({"path": str(real / f"{s}.png"), "subject_id": f"s{s}", "gender": ["male", "female"][s % 2],
+                     "modality": "fingerprint"})
+    rows.append({"path": f"{tmp_path}/Real/./0.png", "subject_id": "s9", "gender": "female", "modality": "fingerprint"})
+    df = pd.DataFrame(rows)
+    for seed in (2, 3):
+        with pytest.raises(UserError, match=r"row 8: .*Real/\./0.png' is the same file as row 2"):
+            split_manifest(df, (0.5, 0.5), seed)
+
+
+def test_one_class_split_warns(tmp_path):
+    df = pd.DataFrame({"path": [f"/x/{i}.png" for i in range(6)], "subject_id": [f"s{i}" for i in range(6)],
+                       "gender": ["female"] * 6, "modality": ["hand"] * 6})
+    parts = split_manifest(df, (0.5, 0.5), 0)
+    warnings = split_warnings(parts)
+    assert len(warnings) == 2 and all("has no male images" in w for w in warnings)
+    both = df.assign(gender=["female", "male"] * 3)
+    assert split_warnings(split_manifest(both, (0.5, 0.5), 0)) == []
+    (tmp_path / "imgs").mkdir()
+    for i in range(6):
+        Image.new("L", (4, 4), i).save(tmp_path / "imgs" / f"{i}.png")
+    write_manifest(df.assign(path=[str(tmp_path / "imgs" / f"{i}.png") for i in range(6)]), tmp_path / "m.csv")
+    result = CliRunner().invoke(app, ["data", "split", str(tmp_path / "m.csv"), "--ratios", "0.5,0.5"])
+    assert result.exit_code == 0 and "warning: split 'train' has no male images" in result.output

@@ -1,9 +1,12 @@
 """Checkpoints: one self-describing file per model, loaded safely and strictly.
 
 Layout (format "ugn-checkpoint/1"): format, state_dict, arch, backbone, tag, model_kwargs, flag, config,
-data_config, label_map {"female": 0, "male": 1}, metrics, versions, created; and, in a training run's
+data_config, label_map {"female": 0, "male": 1}, metrics, versions, created; `decision` (temperature and
+thresholds, unifiedgender.decision; absent in checkpoints saved before it existed); and, in a training run's
 resumable "last" checkpoint only, `resume` (optimizer/scheduler/scaler state, epoch, RNG states, ...).
-Loading uses torch.load(weights_only=True): a file that needs arbitrary code to unpickle is refused.
+Loading uses torch.load(weights_only=True): a file that needs arbitrary code to unpickle is refused. A published
+UnifiedGenderNet UMCC/MAG file is recognised by its keys and read as the ugn checkpoint `ugn convert` would
+write for it (unifiedgender.models.compat), so every command takes it directly.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import datetime as _dt
 import os
 import platform
 import random
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from unifiedgender.decision import Decision
+from unifiedgender.data.transforms import validate_data_config
 from unifiedgender.errors import UserError
 from unifiedgender.fileio import atomic_path
 from unifiedgender.models.weights import load_strict, safe_torch_load
@@ -81,8 +87,9 @@ def checkpoint_payload(
     config: Mapping[str, Any] | None = None,
     metrics: Mapping[str, Any] | None = None,
     resume: Mapping[str, Any] | None = None,
+    decision: Decision | None = None,
 ) -> dict[str, Any]:
-    """The dict `save_checkpoint` writes."""
+    """The dict `save_checkpoint` writes; `decision` is stored when given (what predict/serve/export apply)."""
     model = bare_model(model)
     spec = getattr(model, "spec", None)
     if spec is None:
@@ -102,6 +109,8 @@ def checkpoint_payload(
         "versions": library_versions(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if decision is not None:
+        payload["decision"] = to_plain(decision.as_dict(), "decision")
     if resume is not None:
         payload["resume"] = to_plain(dict(resume), "resume")
     return payload
@@ -115,10 +124,11 @@ def save_checkpoint(
     config: Mapping[str, Any] | None = None,
     metrics: Mapping[str, Any] | None = None,
     resume: Mapping[str, Any] | None = None,
+    decision: Decision | None = None,
     overwrite: bool = True,
 ) -> Path:
     """Write a checkpoint atomically; `resume` only for the training run's resumable last.pt."""
-    payload = checkpoint_payload(model, tag=tag, config=config, metrics=metrics, resume=resume)
+    payload = checkpoint_payload(model, tag=tag, config=config, metrics=metrics, resume=resume, decision=decision)
     with atomic_path(path, overwrite=overwrite) as tmp:
         torch.save(payload, tmp)
     return Path(path)
@@ -131,11 +141,14 @@ def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         raise UserError(f"checkpoint not found: {path}; check the path (train one with `ugn train`)")
     payload = safe_torch_load(path, map_location=map_location)
     if not isinstance(payload, Mapping) or payload.get("format") != FORMAT:
-        found = payload.get("format") if isinstance(payload, Mapping) else type(payload).__name__
-        raise UserError(
-            f"{path}: not a ugn checkpoint (format {found!r}, expected {FORMAT!r}); for published UnifiedGenderNet "
-            "weights use unifiedgender.models.load_published_checkpoint"
-        )
+        from unifiedgender.models.compat import published_payload
+
+        converted = published_payload(path, payload)  # a published UnifiedGenderNet UMCC/MAG file
+        if converted is None:
+            found = payload.get("format") if isinstance(payload, Mapping) else type(payload).__name__
+            raise UserError(f"{path}: not a ugn checkpoint (format {found!r}, expected {FORMAT!r}) nor a published "
+                            "UnifiedGenderNet UMCC/MAG state dict; check the file")
+        payload = converted
     missing = [k for k in REQUIRED_KEYS if k not in payload]
     if missing:
         raise UserError(f"{path}: checkpoint lacks '{missing[0]}'; the file is incomplete, re-save it")
@@ -147,17 +160,35 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     from unifiedgender.models import create_model
 
     payload = read_checkpoint(path, map_location=map_location)
+    validate_data_config(payload["data_config"], str(path))
     model = create_model(
         payload["arch"], payload["backbone"], pretrained="none", flag=bool(payload.get("flag", False)),
         **dict(payload["model_kwargs"]),
     )
     load_strict(model, payload["state_dict"], f"{path}")
+    warn_non_finite(payload["state_dict"], str(path))
     model.data_config = dict(payload["data_config"])
     model.weights_source = str(path)
     model.to(map_location)
     model.eval()
     info = {k: v for k, v in payload.items() if k not in ("state_dict", "resume")}
     return model, info
+
+
+def warn_non_finite(state_dict: Mapping[str, torch.Tensor], source: str) -> list[str]:
+    """Warn (and return the names) when floating-point weights hold NaN or infinite values."""
+    bad = [k for k, v in state_dict.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        warnings.warn(
+            f"{source}: {len(bad)} weight tensors hold NaN or infinite values ({', '.join(bad[:3])}"
+            f"{', ...' if len(bad) > 3 else ''}); its predictions will fail: retrain or use another checkpoint",
+            NonFiniteWeightsWarning, stacklevel=3,
+        )
+    return bad
+
+
+class NonFiniteWeightsWarning(UserWarning):
+    """A loaded model has NaN or infinite weights."""
 
 
 def capture_rng_state() -> dict[str, Any]:

@@ -21,6 +21,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from unifiedgender.errors import UserError
+from unifiedgender.fileio import atomic_write
 
 DEMO_TAG = "tf_efficientnet_lite0.in1k_F1_Af_Lb_Z0"
 DEMO_ARCH = "umcc"
@@ -84,7 +85,8 @@ def run_demo(settings: DemoSettings, console: Console) -> dict:
     ], ok_codes=(0, 1))
 
     summary = _summarise(evaluation, report, out, run, test_faces, timings)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    with atomic_write(out / "summary.json") as handle:
+        handle.write(json.dumps(summary, indent=2))
     _print_summary(console, summary, run)
     return summary
 

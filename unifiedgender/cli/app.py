@@ -7,7 +7,7 @@ import sys
 import typer
 
 from unifiedgender import __version__
-from unifiedgender.cli import bench, crop, data, demo, download, evaluate, export, predict, serve, train
+from unifiedgender.cli import bench, convert, crop, data, demo, download, evaluate, export, predict, serve, train
 from unifiedgender.errors import UserError
 
 app = typer.Typer(
@@ -40,6 +40,7 @@ app.command("evaluate", help="Evaluate a checkpoint on a manifest: metrics, CIs,
 app.command("runs", help="List the best runs in the run registry.")(evaluate.runs)
 app.command("predict", help="Predict files, folders, globs or a manifest with a checkpoint.")(predict.predict)
 app.command("export", help="Export a checkpoint to ONNX or TorchScript.")(export.export)
+app.command("convert", help="Convert a published UnifiedGenderNet UMCC/MAG checkpoint to a ugn checkpoint.")(convert.convert)
 app.command("serve", help="Serve a web page and JSON API for a checkpoint.")(serve.serve)
 app.command("crop", help="Crop images to the object found by SAM2 point prompts.")(crop.crop)
 app.add_typer(bench.app, name="bench", help="Benchmarks: training data path and prediction throughput.")

@@ -96,7 +96,7 @@ def split_command(
     With --by-column, the manifest's own partition or folds give the sides, kept subject-exclusive."""
     from unifiedgender.cli.render import print_table
     from unifiedgender.data.manifest import read_manifest
-    from unifiedgender.data.split import parse_ratios, split_manifest, split_table, write_splits
+    from unifiedgender.data.split import parse_ratios, split_manifest, split_table, split_warnings, write_splits
     from unifiedgender.errors import UserError
 
     parsed = parse_ratios(ratios or "0.8,0.2")
@@ -108,6 +108,8 @@ def split_command(
         parts = split_manifest(df, parsed, seed)
         written = write_splits(parts, target, overwrite=overwrite)
         print_table(split_table(parts), title=f"Subject-level split (seed {seed}, ratios {ratios or '0.8,0.2'})")
+        for warning in split_warnings(parts):
+            typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
     else:
         from unifiedgender.data.folds import fold_splits, split_by_column, write_fold_splits
 
@@ -127,6 +129,8 @@ def split_command(
         for fold, split in splits.items():
             title = f"{by_column} = {fold} as test (train/val by subject, seed {seed})" if fold else f"split by {by_column}"
             print_table(split_table(split.parts), title=title)
+            for warning in split_warnings(split.parts):
+                typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
             if split.removed:
                 typer.echo(f"removed to keep subjects on one side: {split.removed_subjects} subjects, "
                            + ", ".join(f"{n} {side} images" for side, n in split.removed.items()))

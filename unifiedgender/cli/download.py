@@ -1,4 +1,4 @@
-"""`ugn download dataset | checkpoints | metrics`: the UnifiedGenderNet release files, verified, resumable."""
+"""`ugn download dataset | checkpoints | metrics`: the UnifiedGenderNet release files, checked, verified, resumable."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import typer
 
 app = typer.Typer(no_args_is_help=True)
 
-URL_HELP = "Mirror base URL: files are fetched from URL/<dest> (overrides UGN_DOWNLOAD_BASE_URL; default Google Drive)."
+URL_HELP = "Mirror base URL: files are fetched from URL/<dest> (a query string stays at the end; overrides UGN_DOWNLOAD_BASE_URL; default Google Drive)."
 ROOT_HELP = "Folder that receives data/, checkpoints/ and metrics/."
 
 
@@ -30,7 +30,7 @@ def checkpoints(
     url: Optional[str] = typer.Option(None, "--url", help=URL_HELP),
     root: Path = typer.Option(Path("."), "--root", help=ROOT_HELP),
 ) -> None:
-    """All published checkpoints (or only --best-umcc / --best-mag) into checkpoints/."""
+    """Every checkpoint of the release's Drive folder (or only --best-umcc / --best-mag) into checkpoints/."""
     tags = tuple(tag for tag, wanted in (("best-umcc", best_umcc), ("best-mag", best_mag)) if wanted)
     _run("checkpoints", tags, url, root)
 
@@ -45,28 +45,18 @@ def metrics(
 
 
 def _run(group: str, tags: tuple[str, ...], url: str | None, root: Path) -> None:
-    """Fetch every selected file; files without a source are reported together at the end (exit code 2)."""
-    from unifiedgender.data.download import fetch, resolve_base_url, source_url
-    from unifiedgender.data.sources import select
-    from unifiedgender.errors import UserError
+    """Fetch every selected file, checked and verified, reporting each."""
+    from unifiedgender.data.download import fetch, release_files, resolve_base_url
 
     base_url = resolve_base_url(url)
-    missing: list[str] = []
     with _Progress() as progress:
-        for remote in select(group, tags):
-            try:
-                source_url(remote, base_url)
-            except UserError as exc:
-                missing.append(str(exc))
-                continue
+        for remote in release_files(group, tags, base_url, root, log=progress.log):
             outcome = fetch(remote, root, base_url, progress=progress.update, log=progress.log)
             verb = {"downloaded": "downloaded", "skipped": "present and verified, skipped",
                     "unverified": "present, skipped (no checksum known to verify it)"}[outcome.status]
             progress.log(f"{outcome.path}: {verb}")
             if outcome.unpacked is not None:
                 progress.log(f"{outcome.path}: unpacked {outcome.unpacked} files into {root / remote.extract_to}")
-    if missing:
-        raise UserError(missing[0] + (f" (and {len(missing) - 1} more files like it)" if len(missing) > 1 else ""))
 
 
 class _Progress:

@@ -48,10 +48,7 @@ def validate_manifest(df: pd.DataFrame, source: str = "manifest", check_files: b
                 f"{source}: row {row + 2}: unknown {column} '{df.at[row, column]}'; "
                 f"use one of {', '.join(allowed)}"
             )
-    dup = df["path"].duplicated()
-    if dup.any():
-        row = int(dup.idxmax())
-        raise UserError(f"{source}: row {row + 2}: duplicate path '{df.at[row, 'path']}'; each image must appear once")
+    check_unique_files(df["path"], source)
     if check_files:
         for row, path in enumerate(df["path"]):
             if not os.path.isfile(path):
@@ -59,6 +56,27 @@ def validate_manifest(df: pd.DataFrame, source: str = "manifest", check_files: b
                     f"{source}: row {row + 2}: file not found '{path}'; fix the path or remove the row"
                 )
     return df
+
+
+def canonical_path(path: str | os.PathLike[str]) -> str:
+    """The file's resolved real path (symlinks, `.`/`..` and repeated slashes removed): the key of every
+    same-file check, so that two spellings of one file are never taken for two images."""
+    return os.path.realpath(path)
+
+
+def check_unique_files(paths: pd.Series, source: str = "manifest") -> None:
+    """UserError naming both rows when two paths are the same file (compared by `canonical_path`)."""
+    first: dict[str, int] = {}
+    for position, path in enumerate(paths):
+        if pd.isna(path):
+            continue
+        key = canonical_path(str(path))
+        if key in first:
+            earlier = first[key]
+            what = (f"duplicate path '{path}' (also row {earlier + 2})" if str(paths.iloc[earlier]) == str(path)
+                    else f"'{path}' is the same file as row {earlier + 2} ('{paths.iloc[earlier]}')")
+            raise UserError(f"{source}: row {position + 2}: {what}; each image must appear once, remove one row")
+        first[key] = position
 
 
 def read_manifest(path: str | os.PathLike[str], check_files: bool = True) -> pd.DataFrame:

@@ -8,13 +8,12 @@ every entry has unpacked and passed its CRC check.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
-import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
 from unifiedgender.errors import UserError
+from unifiedgender.fileio import staging_dir
 
 DEFAULT_MAX_TOTAL_BYTES = 64 * 1024**3  # 64 GiB unpacked
 DEFAULT_MAX_RATIO = 200  # unpacked / packed, per entry over 1 MiB and over the whole archive
@@ -45,19 +44,30 @@ def safe_unpack(archive: Path, target: Path, max_total_bytes: int = DEFAULT_MAX_
             infos = zf.infolist()
             _check_sizes(infos, archive, max_total_bytes, max_ratio)
             paths = [check_entry(info, archive) for info in infos]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
-            try:
+            _check_unique(infos, paths, archive)
+            with staging_dir(target) as staging:
                 files = _unpack_all(zf, infos, paths, staging, archive, max_total_bytes)
                 (staging / MARKER).write_text(marker_text(archive))
                 os.replace(staging, target)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
     except zipfile.BadZipFile as exc:
         raise UserError(f"{archive}: corrupt zip ({exc}); delete it and run the download again") from exc
     except (RuntimeError, NotImplementedError) as exc:  # encrypted entries, unknown compression methods
         raise UserError(f"{archive}: cannot unpack ({exc}); unpack it by hand") from exc
     return files
+
+
+def _check_unique(infos: list[zipfile.ZipInfo], paths: list[PurePosixPath], archive: Path) -> None:
+    """Refuse two entries that unpack to the same file (the later one would silently replace the earlier)."""
+    seen: dict[PurePosixPath, str] = {}
+    for info, relative in zip(infos, paths):
+        if info.is_dir():
+            continue
+        if relative in seen:
+            raise UserError(
+                f"{archive}: entries '{seen[relative]}' and '{info.filename}' unpack to the same file; "
+                "refusing (the archive is ambiguous: rebuild it or unpack it by hand)"
+            )
+        seen[relative] = info.filename
 
 
 def marker_text(archive: Path) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from unifiedgender.data.manifest import write_manifest
+from unifiedgender.data.manifest import GENDERS, check_unique_files, write_manifest
 from unifiedgender.errors import UserError
 
 SPLIT_NAMES = {2: ("train", "val"), 3: ("train", "val", "test")}
@@ -101,6 +101,7 @@ def split_manifest(df: pd.DataFrame, ratios: tuple[float, ...], seed: int) -> di
         raise UserError(f"ratios {ratios}: give 2 (train,val) or 3 (train,val,test) values")
     if df.empty:
         raise UserError("the manifest has no rows to split")
+    check_unique_files(df["path"], df.attrs.get("source", "manifest"))
     names = SPLIT_NAMES[len(ratios)]
     subject_split = assign_splits(df, ratios, seed)
     out = df.copy()
@@ -125,6 +126,18 @@ def write_splits(parts: dict[str, pd.DataFrame], outdir: str | os.PathLike[str],
     for target, part in zip(targets, parts.values()):
         write_manifest(part, target, overwrite=True)
     return targets
+
+
+def split_warnings(parts: dict[str, pd.DataFrame]) -> list[str]:
+    """A warning for every split that holds only one gender: its accuracy, balanced accuracy and AUC say little."""
+    warnings = []
+    for name, part in parts.items():
+        present = sorted(set(part["gender"]))
+        if len(present) < len(GENDERS):
+            missing = next(g for g in GENDERS if g not in present)
+            warnings.append(f"split '{name}' has no {missing} images ({len(part)} images, all {present[0]}); "
+                            "metrics on it cannot measure both classes: use more subjects or other ratios")
+    return warnings
 
 
 def split_table(parts: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -14,22 +14,35 @@ from unifiedgender.errors import UserError
 
 DATA_CONFIG_KEYS = ("input_size", "mean", "std", "interpolation", "crop_pct")
 CROP_MODES = ("center", "squash")
+MAX_INPUT_SIDE = 4096  # model input height/width; larger claims (30000x30000) would exhaust memory per image
 
 
-def validate_data_config(data_config: Mapping[str, Any]) -> None:
-    """Raise UserError naming the first missing or bad key."""
+def validate_data_config(data_config: Mapping[str, Any], source: str = "data config") -> None:
+    """Raise UserError naming `source` and the first missing or bad key (a hostile file can claim anything)."""
+    fix = "re-save the checkpoint or re-export the model"
+    if not isinstance(data_config, Mapping):
+        raise UserError(f"{source}: data config is a {type(data_config).__name__}, not a mapping; {fix}")
     missing = [k for k in DATA_CONFIG_KEYS if k not in data_config]
     if missing:
-        raise UserError(f"data config lacks '{missing[0]}' (needs {', '.join(DATA_CONFIG_KEYS)}); re-save the checkpoint")
-    channels = int(data_config["input_size"][0])
-    if len(data_config["input_size"]) != 3 or channels not in (1, 3):
-        raise UserError(f"data config input_size {data_config['input_size']} must be [1 or 3, H, W]")
-    if len(data_config["mean"]) != channels or len(data_config["std"]) != channels:
-        raise UserError(f"data config mean/std need {channels} values, got {data_config['mean']} / {data_config['std']}")
-    if not 0 < float(data_config["crop_pct"]) <= 1:
-        raise UserError(f"data config crop_pct {data_config['crop_pct']} must be in (0, 1]")
+        raise UserError(f"{source}: data config lacks '{missing[0]}' (needs {', '.join(DATA_CONFIG_KEYS)}); {fix}")
+    try:
+        size = [int(v) for v in data_config["input_size"]]
+        mean = [float(v) for v in data_config["mean"]]
+        std = [float(v) for v in data_config["std"]]
+        crop_pct = float(data_config["crop_pct"])
+    except (TypeError, ValueError, OverflowError):
+        raise UserError(f"{source}: data config input_size/mean/std/crop_pct are not numbers; {fix}") from None
+    if len(size) != 3 or size[0] not in (1, 3) or not all(1 <= side <= MAX_INPUT_SIDE for side in size[1:]):
+        raise UserError(f"{source}: data config input_size {data_config['input_size']} must be [1 or 3, H, W] "
+                        f"with H and W between 1 and {MAX_INPUT_SIDE}; {fix}")
+    if len(mean) != size[0] or len(std) != size[0]:
+        raise UserError(f"{source}: data config mean/std need {size[0]} values, got {data_config['mean']} / {data_config['std']}")
+    if not all(math.isfinite(v) for v in mean) or not all(math.isfinite(v) and v > 0 for v in std):
+        raise UserError(f"{source}: data config mean {mean} / std {std} must be finite with std > 0; {fix}")
+    if not 0 < crop_pct <= 1:
+        raise UserError(f"{source}: data config crop_pct {data_config['crop_pct']} must be in (0, 1]")
     if data_config.get("crop_mode", "center") not in CROP_MODES:
-        raise UserError(f"data config crop_mode '{data_config['crop_mode']}' unsupported; use one of {', '.join(CROP_MODES)}")
+        raise UserError(f"{source}: data config crop_mode '{data_config['crop_mode']}' unsupported; use one of {', '.join(CROP_MODES)}")
 
 
 class EvalTransform:

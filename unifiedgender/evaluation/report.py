@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
+from unifiedgender.decision import Threshold
 from unifiedgender.errors import UserError
 from unifiedgender.evaluation.fairness import GROUP_METRICS
 from unifiedgender.evaluation.metrics import METRIC_NAMES
 from unifiedgender.evaluation.plots import write_plots
 from unifiedgender.evaluation.table import EvaluationTable
+from unifiedgender.fileio import replace_dir, staging_dir
 
 
 def write_report_folder(
@@ -23,29 +23,14 @@ def write_report_folder(
     out = Path(out)
     if out.exists() and not overwrite:
         raise UserError(f"{out} already exists; pass --overwrite or choose another --out folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
-    try:
+    with staging_dir(out) as building:
         predictions.to_csv(building / "predictions.csv", index=False)
         written = write_plots(report, table, building / "plots") if plots else {}
         report["plots"] = {name: f"plots/{file}" for name, file in written.items()}
         (building / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
         (building / "report.md").write_text(render_markdown(report), encoding="utf-8")
-        _replace_folder(building, out)
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
+        replace_dir(building, out)
     return out
-
-
-def _replace_folder(new: Path, out: Path) -> None:
-    """Rename `new` onto `out`; an existing `out` is moved aside first and removed only after the swap."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{new.name}")
-        out.rename(old)
-    new.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _fmt(value: float | None) -> str:
@@ -69,8 +54,9 @@ def render_markdown(report: dict) -> str:
         f"excluded: {data['n_excluded']}" + (f" ({_reasons(data['excluded'])})" if data["excluded"] else ""),
         f"- Modalities: {', '.join(f'{k} {v}' for k, v in data['modalities'].items())}; "
         f"classes: male {data['class_counts']['male']}, female {data['class_counts']['female']}",
-        f"- Threshold on P(male): {threshold['value']:.4f} ({threshold['method']}, chosen on {threshold['chosen_on']})",
+        f"- Threshold on P(male): {Threshold(**threshold).describe()}",
         f"- 95% CIs: percentile bootstrap over {boot['unit']}s, {boot['n_resamples']} resamples, seed {boot['seed']}",
+        *_calibration_lines(report),
         "",
         "## Metrics",
         "",
@@ -83,6 +69,10 @@ def render_markdown(report: dict) -> str:
             f"| {name} | {_fmt(image['metrics'][name])} | {_fmt_ci(image['ci'].get(name))} | "
             f"{_fmt(subject['metrics'][name])} | {_fmt_ci(subject['ci'].get(name))} |"
         )
+        if name == "balanced_accuracy":
+            half = image["at_0.5"], subject["at_0.5"]
+            lines.append("| balanced_accuracy at 0.5 | " + " | ".join(
+                f"{_fmt(h['balanced_accuracy'])} | {_fmt_ci(h['balanced_accuracy_ci'])}" for h in half) + " |")
     for level_name, level in (("image", image), ("subject", subject)):
         base = level["baseline"]
         lines.append(
@@ -158,6 +148,21 @@ def render_markdown(report: dict) -> str:
             if key in plots:
                 lines += [f"![{key}]({plots[key]})", ""]
     return "\n".join(lines) + "\n"
+
+
+def _calibration_lines(report: dict) -> list[str]:
+    """Temperature and ECE before/after, and the shift warning, when the evaluated model stores a decision."""
+    lines = []
+    calibration = report.get("calibration")
+    if calibration:
+        lines.append(
+            f"- Calibration: temperature {calibration['temperature']:.3f} (fitted on {calibration['fitted_on']}); "
+            f"ECE here {_fmt(calibration['ece_uncalibrated'])} uncalibrated -> {_fmt(calibration['ece_calibrated'])} calibrated"
+        )
+    shift = report.get("shift")
+    if shift and shift["shifted"]:
+        lines.append(f"- **Shift:** {shift['message'].removeprefix('warning: ')}")
+    return lines
 
 
 def _reasons(excluded: dict[str, int]) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from unifiedgender.data.manifest import GENDERS, gender_to_label
+from unifiedgender.data.manifest import GENDERS, check_unique_files, gender_to_label
 from unifiedgender.errors import UserError
 
 PREDICTION_COLUMNS = ("subject_id", "modality", "gender", "prob_male")
@@ -74,6 +74,8 @@ def check_predictions(df: pd.DataFrame, source: str = "predictions") -> None:
     if no_subject.any():
         row = int(np.flatnonzero(no_subject.to_numpy())[0])
         raise UserError(f"{source}: row {row + 2}: empty subject_id; every image needs its subject for subject-level CIs")
+    if "path" in df.columns:
+        check_unique_files(df["path"], source)  # the same image twice would count twice in every metric
     probs = pd.to_numeric(df["prob_male"], errors="coerce")
     bad = df["prob_male"].notna() & (probs.isna() | (probs < 0) | (probs > 1))
     if bad.any():

@@ -1,9 +1,10 @@
 """Export a checkpoint to ONNX (onnxruntime) or TorchScript, with the preprocessing stored beside the weights.
 
 Both take two inputs, `image` float32 [N,C,H,W] (already normalised as in `data_config`) and `modality`
-int64 [N] (indices into MODALITIES), with a dynamic batch axis, and return the male logit [N]. ONNX keeps
-`ugn.data_config`, `ugn.tag`, `ugn.arch` and `ugn.modalities` (those the model accepts) in its metadata; TorchScript keeps the same
-JSON in the extra file `ugn.json`.
+int64 [N] (indices into MODALITIES), with a dynamic batch axis, and return the raw male logit [N]. ONNX keeps
+`ugn.data_config`, `ugn.tag`, `ugn.arch`, `ugn.modalities` (those the model accepts) and `ugn.decision` (temperature
+and thresholds, unifiedgender.decision; absent in older exports) in its metadata; TorchScript keeps the same JSON
+in the extra file `ugn.json`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from unifiedgender.decision import Decision
+from unifiedgender.data.transforms import validate_data_config
 from unifiedgender.errors import UserError
 from unifiedgender.fileio import atomic_path
 
@@ -48,8 +51,11 @@ def export_checkpoint(
     fmt: str,
     output: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    threshold: float | None = None,
+    threshold_policy: str | None = None,
 ) -> dict[str, Any]:
-    """Export `checkpoint`; returns {"output", "format", "max_abs_diff"} (diff vs. PyTorch on a sample batch)."""
+    """Export `checkpoint` with its decision (`threshold` or `threshold_policy` set the stored default);
+    returns {"output", "format", "max_abs_diff" (vs. PyTorch on a sample batch), "threshold" (a Threshold)}."""
     from unifiedgender.checkpoint import load_checkpoint
     from unifiedgender.inference.predictor import allowed_modalities
 
@@ -61,12 +67,15 @@ def export_checkpoint(
     if out.exists() and not overwrite:
         raise UserError(f"{out} already exists; pass --overwrite or choose another output path with -o")
     model, info = load_checkpoint(checkpoint)
+    decision = Decision.from_dict(info.get("decision"), str(checkpoint))
+    chosen = decision.threshold(threshold, threshold_policy)
     meta = {
         "format": ONNX_FORMAT,
         "data_config": info["data_config"],
         "tag": str(info.get("tag") or ""),
         "arch": str(info["arch"]),
         "modalities": list(allowed_modalities(info["arch"], bool(info.get("flag")))),
+        "decision": decision.with_threshold(chosen).as_dict(),
     }
     wrapped = LogitModel(model.cpu().eval()).eval()
     sample = sample_inputs(info["data_config"], batch=2)
@@ -80,7 +89,7 @@ def export_checkpoint(
         with torch.inference_mode():
             want = wrapped(*sample).numpy()
         diff = float(np.max(np.abs(got - want)))
-    return {"output": out, "format": fmt, "max_abs_diff": diff}
+    return {"output": out, "format": fmt, "max_abs_diff": diff, "threshold": chosen}
 
 
 def sample_inputs(data_config: dict[str, Any], batch: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
@@ -130,7 +139,9 @@ def export_onnx(model: torch.nn.Module, sample: tuple[torch.Tensor, torch.Tensor
 
 
 def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The ugn metadata of an exported ONNX model; a UserError if the file is not one."""
+    """The ugn metadata of an exported ONNX model; a UserError if the file is not one, its metadata is bad,
+    or it keeps weights in external files (`ugn export` writes one self-contained file; an external-data path
+    could point anywhere on this machine)."""
     import onnx
 
     try:
@@ -140,12 +151,47 @@ def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     props = {p.key: p.value for p in proto.metadata_props}
     if props.get("ugn.format") != ONNX_FORMAT:
         raise UserError(f"{path}: ONNX model without ugn metadata; export it with `ugn export CKPT --format onnx`")
-    return {
-        "data_config": json.loads(props["ugn.data_config"]),
-        "tag": props.get("ugn.tag", ""),
-        "arch": props.get("ugn.arch", ""),
-        "modalities": tuple(json.loads(props["ugn.modalities"])),
-    }
+    external = [t.name for t in _initializers(proto.graph) if t.data_location == onnx.TensorProto.EXTERNAL]
+    if external:
+        raise UserError(f"{path}: weights stored in external files ({', '.join(external[:3])}); refusing: "
+                        "export a self-contained model with `ugn export CKPT --format onnx`")
+    meta = {"data_config": _metadata_json(props, "data_config", path), "tag": props.get("ugn.tag", "")[:MAX_TAG],
+            "arch": props.get("ugn.arch", "")[:MAX_TAG], "modalities": _metadata_json(props, "modalities", path),
+            "decision": Decision.from_dict(_metadata_json(props, "decision", path) if "ugn.decision" in props else None,
+                                           str(path))}
+    validate_data_config(meta["data_config"], str(path))
+    from unifiedgender.data.manifest import MODALITIES
+
+    modalities = meta["modalities"]
+    if not isinstance(modalities, list) or not modalities or not all(m in MODALITIES for m in modalities):
+        raise UserError(f"{path}: metadata ugn.modalities {str(modalities)[:80]} is not a list drawn from "
+                        f"{', '.join(MODALITIES)}; re-export the model")
+    meta["modalities"] = tuple(modalities)
+    return meta
+
+
+MAX_METADATA_CHARS = 64 * 1024  # a data_config or modality list is a few hundred characters
+MAX_TAG = 500
+
+
+def _metadata_json(props: dict[str, str], key: str, path: str | os.PathLike[str]) -> Any:
+    text = props.get(f"ugn.{key}")
+    if text is None or len(text) > MAX_METADATA_CHARS:
+        what = "missing" if text is None else f"{len(text):,} characters long"
+        raise UserError(f"{path}: metadata ugn.{key} is {what}; re-export the model with `ugn export`")
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise UserError(f"{path}: metadata ugn.{key} is not valid JSON; re-export the model with `ugn export`") from None
+
+
+def _initializers(graph: Any) -> Any:
+    """Every initializer of a graph and of its sub-graphs (If/Loop bodies)."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attribute in node.attribute:
+            for sub in (*([attribute.g] if attribute.HasField("g") else []), *attribute.graphs):
+                yield from _initializers(sub)
 
 
 def run_onnx(path: str | os.PathLike[str], image: torch.Tensor, modality: torch.Tensor) -> np.ndarray:

@@ -5,7 +5,8 @@ preprocessing stored in it. `predict_paths` streams one record per path in input
 paths are decoded and transformed by a bounded thread pool a few batches ahead of the model, which runs
 batched: on a CPU with onnxruntime (the PyTorch model converted in memory and checked), on a GPU with PyTorch
 (`torch.inference_mode`, channels_last, autocast). A file that cannot be read becomes a record with `status`
-set to the reason; everything else is predicted.
+set to the reason; everything else is predicted. Probabilities are calibrated with the temperature stored
+with the model, and labels use its stored threshold unless one is given (unifiedgender.decision).
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ from PIL import Image
 from unifiedgender.data.ages import BUCKET_LABELS, age_buckets
 from unifiedgender.data.images import DEFAULT_MAX_PIXELS, ImageReadError, load_image, to_mode
 from unifiedgender.data.manifest import MODALITIES
+from unifiedgender.decision import Decision, calibrated_probs
 from unifiedgender.errors import UserError
 from unifiedgender.runtime import resolve_device
 
 RECORD_FIELDS = ("path", "modality", "prob_male", "prob_female", "label", "confidence", "status")
 ENGINES = ("auto", "torch", "onnxruntime")
 ONNX_TOLERANCE = 1e-4  # max |prob_male difference| accepted when converting a PyTorch model for onnxruntime
+NON_FINITE = "model output is not a number (NaN or infinite); the model's weights are broken: retrain or re-export it"
 PREFETCH_BATCHES = 2  # batches decoded ahead of the model: bounds memory to about (1 + 2) batches of tensors
 
 
@@ -95,7 +98,12 @@ class OnnxBackend:
         if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
         source = model if isinstance(model, bytes) else str(model)
-        return cls(ort.InferenceSession(source, options, providers=providers))
+        try:
+            return cls(ort.InferenceSession(source, options, providers=providers))
+        except Exception as exc:  # onnxruntime's Fail/InvalidGraph/...: a broken or hostile file
+            where = "the converted model" if isinstance(model, bytes) else str(model)
+            first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+            raise UserError(f"{where}: onnxruntime cannot load it ({first}); re-export it with `ugn export`") from exc
 
     @classmethod
     def from_torch(cls, model: torch.nn.Module, data_config: dict[str, Any]) -> OnnxBackend:
@@ -107,7 +115,7 @@ class OnnxBackend:
         backend = cls.load(trace_onnx(wrapped, sample).SerializeToString(), torch.device("cpu"))
         with torch.inference_mode():
             want = wrapped(*sample).numpy()
-        diff = float(np.max(np.abs(_sigmoid(backend.logits(*sample)) - _sigmoid(want))))
+        diff = float(np.max(np.abs(calibrated_probs(backend.logits(*sample)) - calibrated_probs(want))))
         if not diff <= ONNX_TOLERANCE:
             raise UserError(f"onnxruntime prob_male differs from PyTorch by {diff:.2g} (> {ONNX_TOLERANCE}); use --engine torch")
         backend.model = model  # the source module (its .spec describes the model), as on TorchBackend
@@ -165,18 +173,20 @@ class Predictor:
         batch_size: int = 64,
         workers: int | None = None,
         tta: bool = False,
-        threshold: float = 0.5,
+        decision: Decision | None = None,
+        threshold: float | None = None,
+        threshold_policy: str | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         with_age: bool = False,
     ) -> None:
-        """`with_age`: records also carry `age_group` (the Adience group) when the backend gives age outputs
-        (a multitask model run with PyTorch)."""
+        """`decision`: the model's stored temperature and thresholds (default: temperature 1, threshold 0.5);
+        `threshold` overrides its threshold, `threshold_policy` picks another of its stored ones. `with_age`: records
+        also carry `age_group` (the Adience group) when the backend gives age outputs (a multitask model run with
+        PyTorch)."""
         from unifiedgender.data.transforms import build_eval_transform
 
         if batch_size < 1:
             raise UserError(f"batch size {batch_size} must be >= 1")
-        if not 0.0 <= threshold <= 1.0:
-            raise UserError(f"threshold {threshold} must lie between 0 and 1")
         if workers is not None and workers < 1:
             raise UserError(f"workers {workers} must be >= 1")
         self.backend = backend
@@ -189,7 +199,9 @@ class Predictor:
         self.batch_size = batch_size
         self.workers = workers or min(8, os.cpu_count() or 1)
         self.tta = tta
-        self.threshold = threshold
+        self.decision = decision or Decision()
+        self.threshold_choice = self.decision.threshold(threshold, threshold_policy)
+        self.threshold = self.threshold_choice.value
         self.max_pixels = max_pixels
         self.with_age = with_age
 
@@ -213,6 +225,7 @@ class Predictor:
             modalities=allowed_modalities(info["arch"], bool(info.get("flag"))),
             tag=str(info.get("tag") or ""),
             device=device,
+            decision=Decision.from_dict(info.get("decision"), str(path)),
             **options,
         )
 
@@ -269,6 +282,7 @@ class Predictor:
             meta["data_config"],
             modalities=meta["modalities"],
             tag=meta["tag"],
+            decision=meta["decision"],
             **options,
         )
 
@@ -320,9 +334,11 @@ class Predictor:
             image = load_image(path, mode=self.mode, max_pixels=self.max_pixels)
         except ImageReadError as exc:
             return str(exc)
+        except Exception as exc:  # noqa: BLE001 - one file's failure is its row's status; the batch goes on
+            return f"cannot read: {type(exc).__name__}: {exc}"
         try:
             return self.transform(image)
-        except (OSError, ValueError, RuntimeError) as exc:  # e.g. a 1-pixel image that cannot be resized
+        except Exception as exc:  # noqa: BLE001 - e.g. a 1-pixel image that cannot be resized
             return f"cannot preprocess: {exc}"
 
     def _decoded_batches(self, items: Iterable[_Item]) -> Iterator[list[tuple[_Item, torch.Tensor | str]]]:
@@ -356,17 +372,20 @@ class Predictor:
         for item, result in batch:
             if isinstance(result, str):
                 yield self.record(item.path, item.modality, None, result)
+            elif not np.isfinite(probs[id(item)]):
+                yield self.record(item.path, item.modality, None, NON_FINITE)
             else:
                 yield self.record(item.path, item.modality, probs[id(item)], age_group=groups[id(item)])
 
     def _scores(self, images: torch.Tensor, modalities: Sequence[str | None]) -> tuple[np.ndarray, list[str] | None]:
-        """prob_male for a preprocessed batch and, `with_age` on a model with an age head, the Adience group of
-        each image (with TTA both are averaged over the image and its mirror image)."""
+        """Calibrated prob_male for a preprocessed batch and, `with_age` on a model with an age head, the Adience
+        group of each image (with TTA both are averaged over the image and its mirror image). prob_male is NaN
+        where the model's output was not a number: callers report NON_FINITE."""
         index = torch.tensor([MODALITIES.index(m) if m else 0 for m in modalities], dtype=torch.long)
         views = [images, images.flip(-1)] if self.tta else [images]
         run = getattr(self.backend, "outputs", None) if self.with_age else None
         outputs = [run(view, index) if run else {"logit": self.backend.logits(view, index)} for view in views]
-        probs = np.mean([_sigmoid(out["logit"]) for out in outputs], axis=0)
+        probs = np.mean([calibrated_probs(out["logit"], self.decision.temperature) for out in outputs], axis=0)
         if "age_logits" not in outputs[0]:
             return probs, None
         return probs, _age_groups(np.mean([_age_scores(out["age_logits"]) for out in outputs], axis=0))
@@ -388,7 +407,3 @@ def _age_groups(scores: np.ndarray) -> list[str]:
     """Adience group labels from `_age_scores` output: the most probable bucket, or the bucket of the years."""
     index = age_buckets(scores[:, 0]) if scores.shape[1] == 1 else scores.argmax(axis=1)
     return [BUCKET_LABELS[i] if scores.shape[1] in (1, len(BUCKET_LABELS)) else str(i) for i in index]
-
-
-def _sigmoid(logits: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from unifiedgender.data.images import is_image_name
+from unifiedgender.data.images import IMAGE_EXTENSIONS, is_image_name
 from unifiedgender.data.manifest import MODALITIES
 from unifiedgender.errors import UserError
 
@@ -41,6 +41,9 @@ def collect_inputs(inputs: Sequence[str], recursive: bool = False, modality: str
             continue
         seen.add(key)
         images.append(InputImage(item.path, item.modality or modality))
+    if not images:
+        hint = "" if recursive else "; pass --recursive to walk sub-folders"
+        raise UserError(f"no image files in {', '.join(inputs)} (looked for {', '.join(IMAGE_EXTENSIONS)}){hint}")
     return images
 
 
@@ -51,8 +54,8 @@ def _expand(inputs: Sequence[str], recursive: bool) -> Iterator[InputImage]:
             yield from (InputImage(p) for p in iter_folder(path, recursive))
         elif path.is_file() and path.suffix.lower() == ".csv":
             yield from read_path_list(path)
-        elif path.is_file():
-            yield InputImage(str(path))
+        elif path.exists() or path.is_symlink():
+            yield InputImage(str(path))  # a broken link or a FIFO gets a status row, like an unreadable file
         elif any(ch in raw for ch in GLOB_CHARS):
             matches = sorted(glob.glob(raw, recursive=recursive))
             files = [m for m in matches if os.path.isfile(m)]
@@ -70,10 +73,18 @@ def iter_folder(folder: Path, recursive: bool) -> Iterator[str]:
     except OSError as exc:
         raise UserError(f"cannot read folder {folder}: {exc.strerror or exc}") from exc
     for entry in entries:
-        if entry.is_file() and is_image_name(entry.name):
-            yield entry.path
-        elif recursive and entry.is_dir(follow_symlinks=False):
+        if recursive and entry.is_dir(follow_symlinks=False):
             yield from iter_folder(Path(entry.path), recursive)
+        elif is_image_name(entry.name) and not _is_folder(entry):
+            yield entry.path  # broken links, FIFOs, ... too: each gets a row with its reason
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    """A folder or a working link to one; False for anything else, including a link that cannot be followed."""
+    try:
+        return entry.is_dir()
+    except OSError:  # ELOOP and the like while following a link
+        return False
 
 
 def read_path_list(csv_path: Path) -> Iterator[InputImage]:

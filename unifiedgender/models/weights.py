@@ -146,12 +146,13 @@ def read_weights_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
 
 def safe_torch_load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> object:
     """torch.load with weights_only=True; a file that needs arbitrary code to load is refused (UserError)."""
+    _check_torch_magic(path)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         reason = next((line.strip() for line in str(exc).splitlines() if "Unsupported global" in line), "")
         if not reason:
-            raise UserError(f"{path}: not a readable PyTorch file ({str(exc).splitlines()[-1][:200]}); check the file") from exc
+            raise UserError(f"{path}: not a readable PyTorch file (damaged pickle data); check the file") from exc
         reason = reason.removeprefix("WeightsUnpickler error:").strip().split(" was not an allowed")[0]
         raise UserError(
             f"{path}: refused to load: it holds pickled Python objects, not only tensors and plain data "
@@ -160,6 +161,23 @@ def safe_torch_load(path: str | os.PathLike[str], map_location: str | torch.devi
     except Exception as exc:  # torch raises RuntimeError, EOFError, zipfile errors, ... for damaged files
         first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise UserError(f"{path}: not a readable PyTorch file ({type(exc).__name__}: {first}); check the file") from exc
+
+
+TORCH_MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save's zip archive; the legacy format's pickle header
+
+
+def _check_torch_magic(path: str | os.PathLike[str]) -> None:
+    """UserError naming what the file looks like when it is not a PyTorch file at all (a CSV, HTML, text)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read it ({exc.strerror or exc}); check the path") from exc
+    if head.startswith(TORCH_MAGIC):
+        return
+    text = head.split(b"\n")[0][:40].decode("utf-8", "replace")
+    looks = "empty" if not head else f"it starts with {text!r}" if text.isprintable() and text else "binary data"
+    raise UserError(f"{path}: not a readable PyTorch file ({looks}); pass a checkpoint written by `ugn train` or torch.save")
 
 
 def unwrap_state_dict(obj: object, source: str = "checkpoint") -> dict[str, torch.Tensor]:

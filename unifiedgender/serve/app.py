@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,11 +15,14 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from unifiedgender import __version__
+from unifiedgender.decision import near_threshold
+from unifiedgender.data.images import HEAVY_DECODE_BYTES
+from unifiedgender.inference.predictor import NON_FINITE
 from unifiedgender.serve.batching import BatchingPredictor, ImagePredictor
 from unifiedgender.serve.limits import ServeLimits
 from unifiedgender.serve.model_card import ModelCard
 from unifiedgender.serve.security import SecurityHeaders
-from unifiedgender.serve.uploads import Rejection, Upload, decode_upload, read_form
+from unifiedgender.serve.uploads import Rejection, Upload, decode_cost, decode_upload, read_form
 
 STATIC_DIR = Path(__file__).with_name("static")
 DECODE_CHUNK = 4  # images decoded and predicted together per request: bounds decoded pixels held per request
@@ -31,6 +35,7 @@ def create_app(predictor: ImagePredictor, limits: ServeLimits | None = None, car
     card = card or ModelCard.from_predictor(predictor)
     batcher = BatchingPredictor(predictor)
     decode_limiter = anyio.CapacityLimiter(max(1, os.cpu_count() or 1))
+    heavy_limiter = anyio.CapacityLimiter(1)  # large decodes queue here, never in the light ones' lane
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -45,6 +50,7 @@ def create_app(predictor: ImagePredictor, limits: ServeLimits | None = None, car
         docs_url=None,  # the interactive docs load scripts from a CDN; the API is described in docs/serve.md
         redoc_url=None,
     )
+    app.state.limits = limits  # the server's timeouts and connection limit are read from here (serve.server)
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -82,8 +88,9 @@ def create_app(predictor: ImagePredictor, limits: ServeLimits | None = None, car
 
     async def _predict_chunk(uploads: list[Upload], modality: str | None) -> list[dict]:
         """Decode a few uploads in worker threads, predict the readable ones together, one result per upload."""
+        lanes = [heavy_limiter if decode_cost(u) > HEAVY_DECODE_BYTES else decode_limiter for u in uploads]
         decoded = await asyncio.gather(
-            *(anyio.to_thread.run_sync(decode_upload, u, limits.max_pixels, limiter=decode_limiter) for u in uploads)
+            *(anyio.to_thread.run_sync(decode_upload, u, limits.max_pixels, limiter=lane) for u, lane in zip(uploads, lanes))
         )
         images = [image for image in decoded if not isinstance(image, Rejection)]
         probs = iter(await batcher.predict(images, modality) if images else [])
@@ -98,10 +105,15 @@ def create_app(predictor: ImagePredictor, limits: ServeLimits | None = None, car
 
 
 def _predicted(predictor: ImagePredictor, name: str, modality: str | None, prob_male: float) -> dict:
-    """Label and confidence come from the predictor's record (its decision threshold)."""
+    """Label and confidence come from the predictor's record (its decision threshold); `uncertain` when P(male)
+    lies near that threshold; a non-finite output (broken weights) is a server error, never a label."""
+    if not math.isfinite(prob_male):
+        log.error("%s: %s", name, NON_FINITE)
+        return _rejected(name, Rejection(500, NON_FINITE))
     record = predictor.record(name, modality, prob_male)
     keys = ("label", "prob_male", "prob_female", "confidence")
-    return {"name": name, "status": "ok", **{k: record[k] for k in keys}, "error": None, "code": 200}
+    uncertain = near_threshold(prob_male, predictor.threshold)
+    return {"name": name, "status": "ok", **{k: record[k] for k in keys}, "uncertain": uncertain, "error": None, "code": 200}
 
 
 def _rejected(name: str, rejection: Rejection) -> dict:
@@ -112,6 +124,7 @@ def _rejected(name: str, rejection: Rejection) -> dict:
         "prob_male": None,
         "prob_female": None,
         "confidence": None,
+        "uncertain": None,
         "error": rejection.reason,
         "code": rejection.code,
     }

@@ -10,12 +10,26 @@ from types import TracebackType
 import uvicorn
 from fastapi import FastAPI
 
+from unifiedgender.serve.limits import ServeLimits
+from unifiedgender.serve.protocol import timed_protocol
+
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def server_config(app: FastAPI, host: str, port: int, log_level: str) -> uvicorn.Config:
+    """uvicorn settings with the app's ServeLimits: read/idle timeouts (TimedH11Protocol), keep-alive idle
+    timeout and a connection limit (503 beyond it)."""
+    limits = getattr(app.state, "limits", None) or ServeLimits()
+    return uvicorn.Config(
+        app, host=host, port=port, log_level=log_level, server_header=False, timeout_graceful_shutdown=5,
+        http=timed_protocol(limits.idle_timeout_s, limits.request_timeout_s),
+        timeout_keep_alive=min(5, limits.idle_timeout_s), limit_concurrency=limits.max_connections,
+    )
 
 
 def run_server(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
     """Serve `app` until interrupted (Ctrl-C stops it cleanly)."""
-    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False, timeout_graceful_shutdown=5)
+    uvicorn.Server(server_config(app, host, port, log_level)).run()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -32,8 +46,7 @@ class BackgroundServer:
         self.host, self.port = host, port or free_port(host)
         self.url = f"http://{host}:{self.port}"
         self.startup_timeout = startup_timeout
-        config = uvicorn.Config(app, host=host, port=self.port, log_level="warning", server_header=False)
-        self._server = uvicorn.Server(config)
+        self._server = uvicorn.Server(server_config(app, host, self.port, "warning"))
         self._thread = threading.Thread(target=self._server.run, name="ugn-serve", daemon=True)
 
     def __enter__(self) -> BackgroundServer:

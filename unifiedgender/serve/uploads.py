@@ -17,7 +17,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
-from unifiedgender.data.images import ImageReadError, load_image
+from unifiedgender.data.images import ImageReadError, ImageTooLargeError, decoded_bytes, load_image
 from unifiedgender.serve.limits import MIB, ServeLimits
 
 # Formats accepted, identified from the file's bytes by PIL's own signature checks (never by name or
@@ -108,6 +108,17 @@ def _display_name(filename: str | None) -> str:
     return name if len(name) <= MAX_NAME_LENGTH else name[: MAX_NAME_LENGTH - 1] + "…"
 
 
+def decode_cost(upload: Upload) -> int:
+    """Decoded size in bytes that the upload's header claims (0 when unreadable: decode_upload says why)."""
+    try:
+        with Image.open(upload.file, formats=ALLOWED_FORMATS) as probe:
+            return decoded_bytes(probe)
+    except Exception:  # noqa: BLE001 - any header problem is reported by decode_upload
+        return 0
+    finally:
+        upload.file.seek(0)
+
+
 def decode_upload(upload: Upload, max_pixels: int) -> Image.Image | Rejection:
     """Check the type by content, then the pixel count, then decode to RGB; a Rejection says why not."""
     if upload.size == 0:
@@ -127,5 +138,7 @@ def decode_upload(upload: Upload, max_pixels: int) -> Image.Image | Rejection:
         )
     try:
         return load_image(upload.file, mode="RGB", max_pixels=max_pixels)
+    except ImageTooLargeError as exc:
+        return Rejection(413, str(exc))
     except ImageReadError as exc:
         return Rejection(422, str(exc))

@@ -46,11 +46,11 @@ def import_11k_hands(source: Path) -> ImportResult:
         row = {"path": str(images_root / name), "subject_id": str(record["id"]), "gender": gender, "modality": "hand",
                "age": age, "skin": str(record["skinColor"]).strip().lower(), "aspect": aspect, "hand": hand}
         row.update({new: record.get(old) for old, new in EXTRA.items()})
-        rows.append(row)
-        present.discard(name)
-    if present:
-        result.count("skipped: image not listed in HandInfo.csv", len(present))
-        result.problems["skipped: image not listed in HandInfo.csv"] = sorted(present)[:20]
+        rows.append(row)  # a name listed twice stays twice: import_dataset keeps one or drops a conflict
+    unlisted = present - set(info["imageName"].astype(str))
+    if unlisted:
+        result.count("skipped: image not listed in HandInfo.csv", len(unlisted))
+        result.problems["skipped: image not listed in HandInfo.csv"] = sorted(unlisted)[:20]
     if not rows:
         raise UserError(f"{images_root}: none of the images listed in {info_path} is present; check SOURCE")
     result.frame = frame(rows, COLUMNS)
