@@ -191,3 +191,45 @@ def test_summarize_paired_differences_use_each_runs_threshold(tmp_path: Path) ->
     row = result.stdout.splitlines()[2]
     # A: males 2 of 3 right, females 2 of 3 right -> BA 2/3; 1 of 9 male-female pairs misordered -> AUC 8/9. B: 1, 1.
     assert row.startswith("| exp/b minus exp/a | 6 (6) | +0.333 [") and "| +0.111 [" in row
+
+
+@pytest.mark.parametrize("celeba", ["", "/data/celeba"])
+def test_adience_runs_the_five_folds_and_transfers_from_celeba(celeba: str, tmp_path: Path) -> None:
+    result = run_script(EXPERIMENTS / "adience.sh", tmp_path, PROFILE="full", DRY_RUN="1", UGN="true", CELEBA=celeba)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("ugn data split") and "--by-column fold --folds --ratios 0.8,0.2" in line for line in lines)
+    folds = [line for line in lines if line.startswith("ugn train") and "/fold_" in line]
+    assert len(folds) == 5 and all("--arch multitask" in line and "--epochs 20 --image-size 224" in line for line in folds)
+    assert all(f"folds/fold_{k}/train.csv" in line for k, line in enumerate(folds))
+    tests = [line for line in lines if line.startswith("ugn evaluate") and "/fold_" in line]
+    assert all(f"folds/fold_{k}/test.csv" in t and f"fold_{k}/val_predictions.csv" in t for k, t in enumerate(tests))
+    assert lines[-1].startswith("python3 ") and lines[-1].count("/report") == 5 and "--folds" in lines[-1]
+    transfer = [line for line in lines if "--by-column split" in line]
+    if celeba:
+        assert len(transfer) == 1 and all(line.endswith("--weights " + str(tmp_path / "out/adience/celeba/best.pt"))
+                                          for line in folds)
+    else:
+        assert not transfer and not any("--weights" in line for line in folds)
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+
+
+def test_summarize_folds_gives_mean_and_sample_sd(tmp_path: Path) -> None:
+    folders = []
+    for k, (ba, exact) in enumerate([(0.8, 0.5), (0.9, 0.6), (0.7, None)]):
+        folder = tmp_path / f"fold_{k}" / "report"
+        folder.mkdir(parents=True)
+        level = {"n": 10, "metrics": {"balanced_accuracy": ba, "roc_auc": 0.9}, "baseline": {"balanced_accuracy": 0.5}}
+        age = {} if exact is None else {"age": {"exact_accuracy": exact, "one_off_accuracy": 0.9,
+                                                "baseline": {"exact_accuracy": 0.3}}}
+        (folder / "report.json").write_text(json.dumps({"image_level": level, "subject_level": {**level, "n": 4},
+                                                        "threshold": {"value": 0.5}, **age}))
+        folders.append(str(folder))
+    result = subprocess.run([sys.executable, str(EXPERIMENTS / "summarize.py"), *folders, "--folds"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[2] == "| fold_0 | 10 (4) | 0.500 | 0.800 | 0.900 | 0.500 | 0.900 | 0.500 / 0.300 |"
+    assert lines[4].endswith("| 0.700 | 0.900 | n/a | n/a | 0.500 / n/a |")
+    # BA 0.8, 0.9, 0.7: mean 0.8, sample sd 0.1; age exact over the two folds that have it: 0.55 ± 0.0707
+    assert lines[-1] == "| mean ± sd (3 folds) | | | 0.800 ± 0.100 | 0.900 ± 0.000 | 0.550 ± 0.071 | 0.900 ± 0.000 | |"

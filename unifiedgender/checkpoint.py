@@ -219,3 +219,19 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def load_whole_model_if_matching(model: nn.Module, path: str | os.PathLike[str]) -> bool:
+    """Fine-tuning from a ugn checkpoint: load all of it (backbone and heads) into `model` when its state dict
+    matches key for key and shape for shape (same architecture, heads and backbone) and return True. Return False,
+    changing nothing, for any other weights file or when the heads differ (then only the backbone was taken)."""
+    if Path(path).suffix == ".safetensors":  # plain tensors: never a ugn checkpoint
+        return False
+    payload = safe_torch_load(path)
+    if not isinstance(payload, Mapping) or payload.get("format") != FORMAT or not isinstance(payload.get("state_dict"), Mapping):
+        return False
+    state, own = payload["state_dict"], model.state_dict()
+    if set(state) != set(own) or any(tuple(state[k].shape) != tuple(own[k].shape) for k in own):
+        return False
+    load_strict(model, state, str(path))
+    return True

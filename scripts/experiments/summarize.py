@@ -4,6 +4,7 @@ Usage: summarize.py REPORT_DIR [--level N]
        summarize.py REPORT_DIR [REPORT_DIR ...] --rows   (one summary-table row per report, from report.json)
        summarize.py RUN_DIR [RUN_DIR ...] --validation   (one row per training run: what validation saw)
        summarize.py REPORT_A REPORT_B [REPORT_A REPORT_B ...] --paired   (B minus A on the same test images)
+       summarize.py FOLD_REPORT [FOLD_REPORT ...] --folds   (one row per fold, then mean ± sd over the folds)
 
 Keeps the report's header lines, its metrics and confusion-matrix tables and its fairness tables; drops the
 embedded plots (results.md does not commit PNGs) and shifts the headings down by N levels (default 2).
@@ -170,6 +171,49 @@ def paired_row(a_dir: Path, b_dir: Path, resamples: int = 1000, seed: int = 0) -
     return f"| {name(b_dir)} minus {name(a_dir)} | {len(paths)} ({len(subjects)}) | {cells[0]} | {cells[1]} |"
 
 
+FOLD_METRICS = (("gender BA", "balanced_accuracy"), ("gender ROC-AUC", "roc_auc"), ("age exact", "exact_accuracy"),
+                ("age one-off", "one_off_accuracy"))
+
+
+def _fold_values(report: dict) -> list[float | None]:
+    image, age = report["image_level"]["metrics"], report.get("age") or {}
+    return [image.get("balanced_accuracy"), image.get("roc_auc"), age.get("exact_accuracy"), age.get("one_off_accuracy")]
+
+
+def _mean_sd(values: list[float]) -> str:
+    """'mean ± sd' (sample standard deviation, n - 1), as Adience papers report over the five folds."""
+    if not values:
+        return "n/a"
+    mean = sum(values) / len(values)
+    sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else float("nan")
+    return f"{mean:.3f} ± {sd:.3f}"
+
+
+def fold_table(report_dirs: list[Path]) -> str:
+    """Per-fold test figures (gender at the report's threshold; age groups) and their mean ± sd over the folds."""
+    lines = ["| fold | test images (subjects) | threshold | " + " | ".join(name for name, _ in FOLD_METRICS)
+             + " | majority baseline BA / age exact |", "|---|---|---|---|---|---|---|---|"]
+    columns: list[list[float]] = [[] for _ in FOLD_METRICS]
+    for folder in report_dirs:
+        report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+        values = _fold_values(report)
+        for column, value in zip(columns, values):
+            if value is not None:
+                column.append(value)
+        image, base = report["image_level"], report["image_level"]["baseline"]
+        age_base = (report.get("age") or {}).get("baseline", {}).get("exact_accuracy")
+        cells = " | ".join("n/a" if v is None else f"{v:.3f}" for v in values)
+        name = folder.parent.name if folder.name == "report" else folder.name
+        lines.append(f"| {name} | {image['n']} ({report['subject_level']['n']}) | {report['threshold']['value']:.3f} "
+                     f"| {cells} | {_na(base['balanced_accuracy'])} / {_na(age_base)} |")
+    lines.append(f"| mean ± sd ({len(report_dirs)} folds) | | | " + " | ".join(_mean_sd(c) for c in columns) + " | |")
+    return "\n".join(lines)
+
+
+def _na(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("report_dirs", type=Path, nargs="+")
@@ -177,7 +221,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rows", action="store_true", help="summary-table rows instead of sections")
     parser.add_argument("--validation", action="store_true", help="arguments are run folders: validation rows")
     parser.add_argument("--paired", action="store_true", help="pairs of report folders: B minus A with paired CIs")
+    parser.add_argument("--folds", action="store_true", help="one report folder per fold: rows and mean ± sd")
     args = parser.parse_args(argv)
+    if args.folds:
+        for folder in args.report_dirs:
+            if not (folder / "report.json").is_file():
+                sys.exit(f"summarize: {folder}/report.json not found: is it a `ugn evaluate` report folder?")
+        print(fold_table(args.report_dirs))
+        return 0
     if args.paired:
         if len(args.report_dirs) % 2:
             sys.exit("summarize: --paired takes report folders in pairs (A B [A B ...])")

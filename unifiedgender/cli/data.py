@@ -10,7 +10,7 @@ import typer
 
 app = typer.Typer(no_args_is_help=True)
 
-FORMATS = ("hagrid-derived", "imagefolder", "socofing", "utkface", "lfw", "11k-hands")  # keep in step with IMPORTERS
+FORMATS = ("hagrid-derived", "imagefolder", "socofing", "utkface", "lfw", "11k-hands", "adience", "celeba")  # keep in step with IMPORTERS
 Format = Enum("Format", {name: name for name in FORMATS}, type=str)  # a Choice, so shells can complete it
 
 
@@ -25,6 +25,8 @@ def import_command(
         None, help="imagefolder: extra class folders, e.g. 'FEM=female,HOM=male' (FEMALE/MALE, F/M, 0/1 built in)."),
     subject_pattern: Optional[str] = typer.Option(
         None, help="imagefolder: regex on the file name giving the subject id (group 'subject' or group 1)."),
+    images: Optional[str] = typer.Option(
+        None, help="adience: the crops to use, faces or aligned (default: the folder present; faces when both are)."),
 ) -> None:
     """Import a native dataset into a manifest CSV (one row per image), with duplicate-content groups."""
     from unifiedgender.cli.render import print_import_report
@@ -35,7 +37,7 @@ def import_command(
     if output.exists() and not overwrite:
         raise UserError(f"{output} already exists; pass --overwrite or choose another -o path")
     result, duplicates = import_dataset(fmt.value, source, modality=modality, class_map=class_map,
-                                        subject_pattern=subject_pattern)
+                                        subject_pattern=subject_pattern, images=images)
     write_manifest(result.frame, output, overwrite=overwrite)
     print_import_report(result, duplicates, output)
 
@@ -76,24 +78,63 @@ def subset_command(
 @app.command("split")
 def split_command(
     manifest: Path = typer.Argument(..., help="Manifest CSV."),
-    ratios: str = typer.Option("0.8,0.2", help="train,val or train,val,test fractions summing to 1."),
+    ratios: Optional[str] = typer.Option(
+        None, help="train,val or train,val,test fractions summing to 1 [default: 0.8,0.2]; with --by-column, "
+                   "train,val of the rows outside the test fold."),
     seed: int = typer.Option(0, help="Random seed; the same seed gives the same split."),
     outdir: Optional[Path] = typer.Option(None, "-o", "--outdir",
                                           help="Folder for train.csv, val.csv[, test.csv] (default: <manifest>_split/)."),
+    by_column: Optional[str] = typer.Option(
+        None, "--by-column", help="Split by this column: its values name the sides (e.g. CelebA's split), or "
+                                  "with --test-fold/--folds they are folds (e.g. Adience's fold)."),
+    test_fold: Optional[str] = typer.Option(None, "--test-fold", help="With --by-column: the value that is the test side."),
+    folds: bool = typer.Option(False, "--folds", help="With --by-column: every value once as the test side, "
+                                                      "written to OUTDIR/fold_<value>/."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing split files."),
 ) -> None:
-    """Split by subject (and duplicate-content group), stratified by gender and modality; deterministic per seed."""
+    """Split by subject (and duplicate-content group), stratified by gender and modality; deterministic per seed.
+    With --by-column, the manifest's own partition or folds give the sides, kept subject-exclusive."""
     from unifiedgender.cli.render import print_table
     from unifiedgender.data.manifest import read_manifest
     from unifiedgender.data.split import parse_ratios, split_manifest, split_table, split_warnings, write_splits
+    from unifiedgender.errors import UserError
 
-    parsed = parse_ratios(ratios)
-    df = read_manifest(manifest)
-    parts = split_manifest(df, parsed, seed)
+    parsed = parse_ratios(ratios or "0.8,0.2")
     target = outdir if outdir is not None else manifest.with_name(f"{manifest.stem}_split")
-    written = write_splits(parts, target, overwrite=overwrite)
-    print_table(split_table(parts), title=f"Subject-level split (seed {seed}, ratios {ratios})")
-    for warning in split_warnings(parts):
-        typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
+    if by_column is None:
+        if test_fold is not None or folds:
+            raise UserError("--test-fold and --folds need --by-column COLUMN (e.g. --by-column fold)")
+        df = read_manifest(manifest)
+        parts = split_manifest(df, parsed, seed)
+        written = write_splits(parts, target, overwrite=overwrite)
+        print_table(split_table(parts), title=f"Subject-level split (seed {seed}, ratios {ratios or '0.8,0.2'})")
+        for warning in split_warnings(parts):
+            typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
+    else:
+        from unifiedgender.data.folds import fold_splits, split_by_column, write_fold_splits
+
+        if test_fold is not None and folds:
+            raise UserError("--test-fold K writes one split, --folds all of them; pass one")
+        if len(parsed) != 2 and (test_fold is not None or folds):
+            raise UserError(f"--ratios '{ratios}': the test side is the fold; give train,val fractions such as 0.8,0.2")
+        if ratios is not None and test_fold is None and not folds:
+            raise UserError(f"--ratios does not apply to --by-column {by_column} alone: its values give every side")
+        df = read_manifest(manifest)
+        if folds:
+            splits = fold_splits(df, by_column, parsed, seed)
+            written = write_fold_splits(splits, target, overwrite=overwrite)
+        else:
+            splits = {test_fold or "": split_by_column(df, by_column, test_fold, parsed, seed)}
+            written = write_splits(splits[test_fold or ""].parts, target, overwrite=overwrite)
+        for fold, split in splits.items():
+            title = f"{by_column} = {fold} as test (train/val by subject, seed {seed})" if fold else f"split by {by_column}"
+            print_table(split_table(split.parts), title=title)
+            for warning in split_warnings(split.parts):
+                typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
+            if split.removed:
+                typer.echo(f"removed to keep subjects on one side: {split.removed_subjects} subjects, "
+                           + ", ".join(f"{n} {side} images" for side, n in split.removed.items()))
+            if split.unassigned:
+                typer.echo(f"left out: {split.unassigned} rows with a blank {by_column}")
     for path in written:
         typer.echo(f"wrote {path}")

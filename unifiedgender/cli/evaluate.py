@@ -144,14 +144,15 @@ def _check_modalities(modality: list[str] | None) -> tuple[str, ...] | None:
 
 
 def _predictor(checkpoint: Path, batch_size: int, device: str, tta: bool, threshold: float | None, policy: str | None):
-    """The checkpoint (or ONNX export) loaded once, with its stored decision and the threshold asked for."""
+    """The checkpoint (or ONNX export) loaded once, with its stored decision and the threshold asked for (and the
+    age groups of a multitask model, for the age metrics)."""
     from unifiedgender.errors import UserError
     from unifiedgender.inference import Predictor
 
     if not checkpoint.is_file():
         raise UserError(f"checkpoint not found: {checkpoint}; train one with `ugn train` or `ugn download checkpoints`")
     return Predictor.from_checkpoint(checkpoint, device=device, batch_size=batch_size, tta=tta, threshold=threshold,
-                                     threshold_policy=policy)
+                                     threshold_policy=policy, with_age=True)
 
 
 def _predict(predictor, checkpoint: Path, manifest_path: Path, modalities: tuple[str, ...] | None, console):
@@ -298,6 +299,14 @@ def print_summary(report: dict, console) -> None:
     shift = report.get("shift")
     if shift and shift["shifted"]:
         console.print(shift["message"], style="yellow", markup=False, highlight=False, soft_wrap=True)
+    age = report.get("age")
+    if age and age["n"]:
+        base = age["baseline"]
+        console.print(
+            f"age group ({age['n']} images with a known age): exact {_f(age['exact_accuracy'])}, one-off "
+            f"{_f(age['one_off_accuracy'])} [dim](baseline always '{base['group']}': {_f(base['exact_accuracy'])}, "
+            f"{_f(base['one_off_accuracy'])})[/]"
+        )
 
 
 def _f(value) -> str:

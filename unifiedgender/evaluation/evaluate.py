@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from unifiedgender.decision import Decision, Threshold, calibrated_probs, check_threshold
+from unifiedgender.evaluation.age import age_report
 from unifiedgender.evaluation.bootstrap import CI_LEVEL, subject_bootstrap
 from unifiedgender.evaluation.fairness import fairness_report
 from unifiedgender.evaluation.metrics import (
@@ -80,6 +81,9 @@ def evaluate_predictions(
         shift = check_shift(decision.scores, table.probs, threshold)
         report["shift"] = None if shift is None else {k: _json_float(v) if isinstance(v, float) else v
                                                       for k, v in shift.as_dict().items()}
+    age = age_report(table.frame)
+    if age is not None:
+        report["age"] = age
     return report, table
 
 

@@ -90,6 +90,22 @@ def render_markdown(report: dict) -> str:
         f"| male | {cells['fn']} | {cells['tp']} |",
         "",
     ]
+    age = report.get("age")
+    if age is not None:
+        lines += ["## Age group (multitask; Adience groups)", ""]
+        if age["n"]:
+            base = age["baseline"]
+            lines += [
+                f"{age['n']} images of {age['n_subjects']} subjects with a known age ({age['n_without_age']} without).",
+                "",
+                "| | exact | one-off |",
+                "|---|---|---|",
+                f"| model | {_fmt(age['exact_accuracy'])} | {_fmt(age['one_off_accuracy'])} |",
+                f"| baseline (always '{base['group']}') | {_fmt(base['exact_accuracy'])} | {_fmt(base['one_off_accuracy'])} |",
+                "",
+            ]
+        else:
+            lines += [f"No image has both a known age and a predicted group ({age['n_without_age']} rows).", ""]
     plots = report.get("plots", {})
     for key, title in (("roc_pr", "ROC and precision-recall"), ("confusion_matrix", "Confusion matrix"), ("reliability", "Reliability diagram")):
         if key in plots:

@@ -20,12 +20,13 @@ def predict_manifest(
     """Predict every row of a manifest (absolute paths, as from read_manifest); rows keep their order.
 
     `checkpoint_path` may also be a ready Predictor (then batch_size, device and options are ignored).
-    Unreadable images get `prob_male` NaN, an empty `pred` and the reason in `status`.
+    Unreadable images get `prob_male` NaN, an empty `pred` and the reason in `status`. A multitask model adds
+    `pred_age_group`, its Adience age group (e.g. `25-32`), for the age metrics of `ugn evaluate`.
     """
     predictor = (
         checkpoint_path
         if isinstance(checkpoint_path, Predictor)
-        else Predictor.from_checkpoint(checkpoint_path, device=device, batch_size=batch_size, **options)
+        else Predictor.from_checkpoint(checkpoint_path, device=device, batch_size=batch_size, **{"with_age": True, **options})
     )
     modalities = [m if isinstance(m, str) and m else None for m in manifest_df["modality"]] if "modality" in manifest_df else None
     records = list(predictor.predict_paths(list(manifest_df["path"]), modality=modalities))
@@ -33,4 +34,6 @@ def predict_manifest(
     table["prob_male"] = pd.array([r["prob_male"] for r in records], dtype="Float64").astype("float64")
     table["pred"] = [r["label"] for r in records]
     table["status"] = [r["status"] for r in records]
+    if any(r.get("age_group") for r in records):
+        table["pred_age_group"] = [r.get("age_group") for r in records]
     return table

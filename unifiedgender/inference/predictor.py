@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from unifiedgender.data.ages import BUCKET_LABELS, age_buckets
 from unifiedgender.data.images import DEFAULT_MAX_PIXELS, ImageReadError, load_image, to_mode
 from unifiedgender.data.manifest import MODALITIES
 from unifiedgender.decision import Decision, calibrated_probs
@@ -56,6 +57,10 @@ class TorchBackend:
             self.autocast_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
     def logits(self, images: torch.Tensor, modality: torch.Tensor) -> np.ndarray:
+        return self.outputs(images, modality)["logit"]
+
+    def outputs(self, images: torch.Tensor, modality: torch.Tensor) -> dict[str, np.ndarray]:
+        """Every output of the model as float arrays: `logit` [B], and `age_logits` [B,K] for multitask."""
         non_blocking = self.device.type == "cuda"
         images = images.to(self.device, non_blocking=non_blocking).contiguous(memory_format=torch.channels_last)
         modality = modality.to(self.device, non_blocking=non_blocking)
@@ -65,8 +70,10 @@ class TorchBackend:
             else contextlib.nullcontext()
         )
         with torch.inference_mode(), autocast:
-            out = self.model(images, modality)["logit"]
-        return out.float().reshape(-1).cpu().numpy()
+            out = self.model(images, modality)
+        arrays = {key: value.float().cpu().numpy() for key, value in out.items() if key in ("logit", "age_logits")}
+        arrays["logit"] = arrays["logit"].reshape(-1)
+        return arrays
 
 
 class OnnxBackend:
@@ -170,9 +177,12 @@ class Predictor:
         threshold: float | None = None,
         threshold_policy: str | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        with_age: bool = False,
     ) -> None:
         """`decision`: the model's stored temperature and thresholds (default: temperature 1, threshold 0.5);
-        `threshold` overrides its threshold, `threshold_policy` picks another of its stored ones."""
+        `threshold` overrides its threshold, `threshold_policy` picks another of its stored ones. `with_age`: records
+        also carry `age_group` (the Adience group) when the backend gives age outputs (a multitask model run with
+        PyTorch)."""
         from unifiedgender.data.transforms import build_eval_transform
 
         if batch_size < 1:
@@ -193,6 +203,7 @@ class Predictor:
         self.threshold_choice = self.decision.threshold(threshold, threshold_policy)
         self.threshold = self.threshold_choice.value
         self.max_pixels = max_pixels
+        self.with_age = with_age
 
     # ----------------------------------------------------------------------------------------- construction
     @classmethod
@@ -242,7 +253,9 @@ class Predictor:
             raise UserError("the model has no data_config; pass the preprocessing (input_size, mean, std, ...)")
         backend: Backend | None = None
         on_cpu = resolve_device(device).type == "cpu"
-        if engine == "onnxruntime" or (engine == "auto" and on_cpu):
+        # the in-memory ONNX graph returns the gender logit only: age predictions need PyTorch
+        age_wanted = bool(options.get("with_age")) and hasattr(model, "age_head")
+        if engine == "onnxruntime" or (engine == "auto" and on_cpu and not age_wanted):
             if not on_cpu:
                 raise UserError("--engine onnxruntime converts for the CPU; use --device cpu or --engine torch")
             try:
@@ -281,7 +294,7 @@ class Predictor:
         for start in range(0, len(images), self.batch_size):
             chunk = images[start : start + self.batch_size]
             batch = torch.stack([self.transform(to_mode(img, self.mode)) for img in chunk])
-            probs[start : start + len(chunk)] = self._probs(batch, [modality] * len(chunk))
+            probs[start : start + len(chunk)] = self._scores(batch, [modality] * len(chunk))[0]
         return probs
 
     def predict_paths(
@@ -302,15 +315,17 @@ class Predictor:
         for batch in self._decoded_batches(items):
             yield from self._predict_batch(batch)
 
-    def record(self, path: str, modality: str | None, prob_male: float | None, status: str = "ok") -> dict[str, Any]:
-        """The output record for one image (probabilities None when it failed)."""
+    def record(self, path: str, modality: str | None, prob_male: float | None, status: str = "ok",
+               age_group: str | None = None) -> dict[str, Any]:
+        """The output record for one image (probabilities None when it failed); `age_group` only `with_age`."""
+        extra = {"age_group": age_group} if self.with_age else {}
         if prob_male is None:
-            return dict(zip(RECORD_FIELDS, (path, modality or "", None, None, "", None, status)))
+            return {**dict(zip(RECORD_FIELDS, (path, modality or "", None, None, "", None, status))), **extra}
         male = prob_male >= self.threshold
         confidence = prob_male if male else 1.0 - prob_male
-        return dict(
+        return {**dict(
             zip(RECORD_FIELDS, (path, modality or "", prob_male, 1.0 - prob_male, "male" if male else "female", confidence, status))
-        )
+        ), **extra}
 
     # ------------------------------------------------------------------------------------------- internals
     def _load(self, path: str) -> torch.Tensor | str:
@@ -346,29 +361,49 @@ class Predictor:
     def _predict_batch(self, batch: list[tuple[_Item, torch.Tensor | str]]) -> Iterator[dict[str, Any]]:
         ok = [(item, tensor) for item, tensor in batch if isinstance(tensor, torch.Tensor)]
         probs: dict[int, float] = {}
+        groups: dict[int, str | None] = {}
         if ok:
             stacked = torch.stack([tensor for _, tensor in ok])
             if getattr(self.backend, "device", torch.device("cpu")).type == "cuda":
                 stacked = stacked.pin_memory()
-            values = self._probs(stacked, [item.modality for item, _ in ok])
+            values, ages = self._scores(stacked, [item.modality for item, _ in ok])
             probs = {id(item): float(p) for (item, _), p in zip(ok, values)}
+            groups = {id(item): None if ages is None else ages[i] for i, (item, _) in enumerate(ok)}
         for item, result in batch:
             if isinstance(result, str):
                 yield self.record(item.path, item.modality, None, result)
             elif not np.isfinite(probs[id(item)]):
                 yield self.record(item.path, item.modality, None, NON_FINITE)
             else:
-                yield self.record(item.path, item.modality, probs[id(item)])
+                yield self.record(item.path, item.modality, probs[id(item)], age_group=groups[id(item)])
 
-    def _probs(self, images: torch.Tensor, modalities: Sequence[str | None]) -> np.ndarray:
-        """Calibrated prob_male for a preprocessed batch (mean over the image and its mirror image with TTA)."""
+    def _scores(self, images: torch.Tensor, modalities: Sequence[str | None]) -> tuple[np.ndarray, list[str] | None]:
+        """Calibrated prob_male for a preprocessed batch and, `with_age` on a model with an age head, the Adience
+        group of each image (with TTA both are averaged over the image and its mirror image). prob_male is NaN
+        where the model's output was not a number: callers report NON_FINITE."""
         index = torch.tensor([MODALITIES.index(m) if m else 0 for m in modalities], dtype=torch.long)
-        temperature = self.decision.temperature
-        probs = calibrated_probs(self.backend.logits(images, index), temperature)
-        if self.tta:
-            probs = (probs + calibrated_probs(self.backend.logits(images.flip(-1), index), temperature)) / 2.0
-        return probs  # NaN where the model's output was not a number: callers report NON_FINITE
+        views = [images, images.flip(-1)] if self.tta else [images]
+        run = getattr(self.backend, "outputs", None) if self.with_age else None
+        outputs = [run(view, index) if run else {"logit": self.backend.logits(view, index)} for view in views]
+        probs = np.mean([calibrated_probs(out["logit"], self.decision.temperature) for out in outputs], axis=0)
+        if "age_logits" not in outputs[0]:
+            return probs, None
+        return probs, _age_groups(np.mean([_age_scores(out["age_logits"]) for out in outputs], axis=0))
 
 
 def _resolve(batch: list[tuple[_Item, Future]]) -> list[tuple[_Item, torch.Tensor | str]]:
     return [(item, future.result()) for item, future in batch]
+
+
+def _age_scores(age_logits: np.ndarray) -> np.ndarray:
+    """Bucket probabilities [B,K] (softmax) for a bucket head; predicted years [B,1] for a regression head."""
+    if age_logits.shape[1] == 1:
+        return age_logits.astype(np.float64)
+    shifted = np.exp(age_logits - age_logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def _age_groups(scores: np.ndarray) -> list[str]:
+    """Adience group labels from `_age_scores` output: the most probable bucket, or the bucket of the years."""
+    index = age_buckets(scores[:, 0]) if scores.shape[1] == 1 else scores.argmax(axis=1)
+    return [BUCKET_LABELS[i] if scores.shape[1] in (1, len(BUCKET_LABELS)) else str(i) for i in index]

@@ -7,25 +7,15 @@ loss by before adding it to the gender loss.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
+from unifiedgender.data.ages import ADIENCE_AGE_BUCKETS
 from unifiedgender.errors import UserError
 from unifiedgender.models.base import GenderModel
 from unifiedgender.models.registry import register_arch
 
-ADIENCE_AGE_BUCKETS = ((0, 2), (4, 6), (8, 12), (15, 20), (25, 32), (38, 43), (48, 53), (60, 100))
 AGE_MODES = ("buckets", "regression")
-
-
-def age_to_bucket(age: float) -> int:
-    """Index of the Adience bucket containing `age` years (ages between buckets go to the nearest one)."""
-    if math.isnan(age) or age < 0:
-        raise UserError(f"age {age} is not a valid age in years; fix the age column")
-    distances = [0 if lo <= age <= hi else min(abs(age - lo), abs(age - hi)) for lo, hi in ADIENCE_AGE_BUCKETS]
-    return distances.index(min(distances))
 
 
 @register_arch("multitask")

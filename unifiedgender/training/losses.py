@@ -12,18 +12,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from unifiedgender.data.ages import BUCKET_EDGES
 from unifiedgender.errors import UserError
 
 LOSS_CODES = {"b": "bce", "f": "focal", "w": "weighted_bce"}
 
 IGNORE = -100
-
-
-def adience_edges() -> tuple[float, ...]:
-    """Boundaries between the Adience age buckets (midpoints of the gaps), matching models.multitask.age_to_bucket."""
-    from unifiedgender.models.multitask import ADIENCE_AGE_BUCKETS
-
-    return tuple((hi + lo) / 2 for (_, hi), (lo, _) in zip(ADIENCE_AGE_BUCKETS, ADIENCE_AGE_BUCKETS[1:]))
 
 
 def focal_loss(logit: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, alpha: float | None = None) -> torch.Tensor:
@@ -64,7 +58,7 @@ class TrainingLoss:
 
     def __post_init__(self) -> None:
         if not self.age_edges:
-            self.age_edges = adience_edges()
+            self.age_edges = BUCKET_EDGES
         if self.kind not in LOSS_CODES.values():
             raise UserError(f"unknown loss '{self.kind}'; use one of {', '.join(LOSS_CODES.values())}")
 

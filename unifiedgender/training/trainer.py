@@ -121,6 +121,12 @@ class Trainer:
         kwargs: dict[str, Any] = {k: _number(v) for k, v in self.tag.extras if k not in LOSS_EXTRAS}
         model = create_sized_model(cfg.arch, self.tag.backbone, pretrained=cfg.weights or cfg.pretrained,
                                    flag=self.tag.flag_on, image_size=cfg.image_size, **kwargs)
+        if cfg.weights:
+            from unifiedgender.checkpoint import load_whole_model_if_matching
+
+            whole = load_whole_model_if_matching(model, cfg.weights)
+            self.log(f"weights {cfg.weights}: " + ("the whole model (backbone and heads, same architecture)" if whole
+                     else "the backbone only; the heads start from random initialisation"))
         data_config = model.data_config
         apply_freezing(model, self.tag.freeze)
         self.data_config = data_config

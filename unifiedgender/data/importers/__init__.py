@@ -10,7 +10,9 @@ from pathlib import Path
 import pandas as pd
 
 from unifiedgender.data.dedup import DuplicateReport, assign_dup_groups
+from unifiedgender.data.importers.adience import import_adience
 from unifiedgender.data.importers.base import ImportResult
+from unifiedgender.data.importers.celeba import import_celeba
 from unifiedgender.data.importers.hagrid import import_hagrid_derived
 from unifiedgender.data.importers.hands11k import import_11k_hands
 from unifiedgender.data.importers.imagefolder import import_imagefolder
@@ -27,6 +29,8 @@ IMPORTERS: dict[str, Callable[..., ImportResult]] = {
     "utkface": import_utkface,
     "lfw": import_lfw,
     "11k-hands": import_11k_hands,
+    "adience": import_adience,
+    "celeba": import_celeba,
 }
 
 
