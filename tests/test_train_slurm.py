@@ -32,7 +32,7 @@ def test_sweep_array_selects_the_tag_of_its_task(tmp_path):
     result = _dry_run(tmp_path, script, str(tags), "train.csv", "val.csv", "--epochs", "3", SLURM_ARRAY_TASK_ID="3")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["ugn", "train", "--tag", "x_F0_An_Lb_Z0", "--arch", "mag", "--train", "train.csv",
-                                     "--val", "val.csv", "--out", str(tmp_path / "runs" / "x_F0_An_Lb_Z0"), "--epochs", "3"]
+                                     "--val", "val.csv", "--output", str(tmp_path / "runs" / "x_F0_An_Lb_Z0"), "--epochs", "3"]
     (tmp_path / "runs" / "x_F0_An_Lb_Z0").mkdir(parents=True)
     (tmp_path / "runs" / "x_F0_An_Lb_Z0" / "last.pt").write_bytes(b"")
     resumed = _dry_run(tmp_path, script, str(tags), "train.csv", "val.csv", SLURM_ARRAY_TASK_ID="3")

@@ -106,15 +106,15 @@ train_eval_recipe() {
   local run=$1 recipe=$2 train=$3 val=$4 test=$5; shift 5
   recipe_flags
   timed "train_$run" ugn train --recipe "$recipe" --train "$train" --val "$val" \
-    --out "$EXP/$run" --seed "$SEED" --workers "$WORKERS" --device "$DEVICE" \
+    --output "$EXP/$run" --seed "$SEED" --workers "$WORKERS" --device "$DEVICE" \
     --cache memory --log-every-steps 50 ${RECIPE_FLAGS[@]+"${RECIPE_FLAGS[@]}"} "$@"
   timed "evaluate_${run}_val" ugn evaluate "$EXP/$run/best.pt" --data "$val" --seed "$SEED" --device "$DEVICE" \
-    --out "$EXP/$run/val_report" --no-registry --no-plots
+    --output "$EXP/$run/val_report" --no-registry --no-plots
   timed "evaluate_${run}_val_tta" ugn evaluate "$EXP/$run/best.pt" --data "$val" --tta --seed "$SEED" \
-    --device "$DEVICE" --out "$EXP/$run/val_report_tta" --no-registry --no-plots
+    --device "$DEVICE" --output "$EXP/$run/val_report_tta" --no-registry --no-plots
   timed "evaluate_$run" ugn evaluate "$EXP/$run/best.pt" --data "$test" --tta \
     --threshold-from "$val" --seed "$SEED" --device "$DEVICE" \
-    --out "$EXP/$run/report" --registry "$EXP/registry.csv"
+    --output "$EXP/$run/report" --registry "$EXP/registry.csv"
 }
 
 # classifier_run RUN RECIPE TRAIN VAL TEST: RUN `recipe` trains with `--recipe RECIPE` (train_eval_recipe); any
@@ -132,9 +132,9 @@ classifier_run() {
 train_eval() {
   local run=$1 tag=$2 arch=$3 train=$4 val=$5 test=$6; shift 6
   timed "train_$run" ugn train --tag "$tag" --arch "$arch" --train "$train" --val "$val" \
-    --out "$EXP/$run" --seed "$SEED" --workers "$WORKERS" --device "$DEVICE" \
+    --output "$EXP/$run" --seed "$SEED" --workers "$WORKERS" --device "$DEVICE" \
     --cache memory --early-stop-patience 0 --log-every-steps 50 "$@"
   timed "evaluate_$run" ugn evaluate "$EXP/$run/best.pt" --data "$test" \
     --threshold-from "$EXP/$run/val_predictions.csv" --seed "$SEED" --device "$DEVICE" \
-    --out "$EXP/$run/report" --registry "$EXP/registry.csv" --tag "$tag"
+    --output "$EXP/$run/report" --registry "$EXP/registry.csv" --tag "$tag"
 }

@@ -57,7 +57,7 @@ for run in $RUNS; do
   for modality in hand face; do   # per modality, from the predictions already made (no second forward pass)
     timed "evaluate_${run}_$modality" ugn evaluate --predictions "$EXP/$run/report/predictions.csv" \
       --modality "$modality" --threshold-from "$val_predictions" --seed "$SEED" \
-      --out "$EXP/$run/report_$modality" --no-registry
+      --output "$EXP/$run/report_$modality" --no-registry
   done
 done
 finish_experiment

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from unifiedgender.cli.options import device_option
+
 app = typer.Typer(no_args_is_help=True)
 
 
@@ -17,7 +19,7 @@ def bench_train(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size [default: 256 on GPU, 16 on CPU]."),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="Input size [default: 224 on GPU, 64 on CPU]."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Timed steps per path [default: 50 on GPU, 5 on CPU]."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | mps."),
+    device: str = device_option(),
     precision: str = typer.Option("auto", "--precision", help="auto | bf16 | fp16 | fp32."),
     workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader workers for the PIL path [default: 4 on GPU, 2 on CPU]."),
     source_size: int = typer.Option(512, "--source-size", help="Side of the synthetic JPEGs the pipelines decode."),

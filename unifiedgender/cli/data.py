@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from unifiedgender.cli.options import old_output_option, pick_output
+
 app = typer.Typer(no_args_is_help=True)
 
 FORMATS = ("hagrid-derived", "imagefolder", "socofing", "utkface", "lfw", "11k-hands")  # keep in step with IMPORTERS
@@ -78,8 +80,9 @@ def split_command(
     manifest: Path = typer.Argument(..., help="Manifest CSV."),
     ratios: str = typer.Option("0.8,0.2", help="train,val or train,val,test fractions summing to 1."),
     seed: int = typer.Option(0, help="Random seed; the same seed gives the same split."),
-    outdir: Optional[Path] = typer.Option(None, "-o", "--outdir",
+    output: Optional[Path] = typer.Option(None, "-o", "--output",
                                           help="Folder for train.csv, val.csv[, test.csv] (default: <manifest>_split/)."),
+    outdir_old: Optional[Path] = old_output_option("--outdir"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing split files."),
 ) -> None:
     """Split by subject (and duplicate-content group), stratified by gender and modality; deterministic per seed."""
@@ -87,6 +90,7 @@ def split_command(
     from unifiedgender.data.manifest import read_manifest
     from unifiedgender.data.split import parse_ratios, split_manifest, split_table, write_splits
 
+    outdir = pick_output(output, outdir_old, "--outdir")
     parsed = parse_ratios(ratios)
     df = read_manifest(manifest)
     parts = split_manifest(df, parsed, seed)

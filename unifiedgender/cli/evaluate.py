@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from unifiedgender.cli.options import device_option, old_output_option, pick_output
+
 DEFAULT_REGISTRY = Path("metrics/final_metrics_with_full_configurations.csv")
 
 
@@ -17,7 +19,8 @@ def evaluate(
         None, "--predictions", "-p", help="Evaluate an existing predictions table instead of a checkpoint."
     ),
     modality: Optional[list[str]] = typer.Option(None, "--modality", "-m", help="Evaluate only this modality (repeatable)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: reports/CHECKPOINT__DATA or reports/PREDICTIONS)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Report folder (default: reports/CHECKPOINT__DATA or reports/PREDICTIONS)."),
+    out_old: Optional[Path] = old_output_option("--out"),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Fixed threshold on P(male) (default 0.5)."),
     threshold_from: Optional[Path] = typer.Option(
         None,
@@ -38,7 +41,7 @@ def evaluate(
     tta: bool = typer.Option(
         False, "--tta", help="Average P(male) over each image and its mirror image (with CHECKPOINT; also for a --threshold-from manifest)."
     ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps (with CHECKPOINT)."),
+    device: str = device_option(),
 ) -> None:
     """Evaluate a checkpoint on a manifest (or an existing predictions table): metrics with subject-bootstrap CIs,
     subject-level results, fairness by group, report folder and one run-registry row."""
@@ -63,6 +66,7 @@ def evaluate(
         raise UserError("--tta needs a CHECKPOINT to predict with; a --predictions table is evaluated as it is")
     if threshold_method not in THRESHOLD_METHODS:
         raise UserError(f"--threshold-method '{threshold_method}': use one of {', '.join(THRESHOLD_METHODS)}")
+    out = pick_output(output, out_old, "--out")
     modalities = _check_modalities(modality)
     edges = parse_age_buckets(age_buckets)
     console = Console(stderr=False)
@@ -70,7 +74,7 @@ def evaluate(
     if out is None:
         out = Path("reports") / (f"{checkpoint.stem}__{data.stem}" if checkpoint is not None else predictions.stem)
     if out.exists() and not overwrite:
-        raise UserError(f"{out} already exists; pass --overwrite or choose another --out folder")
+        raise UserError(f"{out} already exists; pass --overwrite or choose another --output folder")
 
     run: dict = {"tag": tag, "train_dataset": train_dataset, "category": "evaluation"}
     train_manifest = train_dataset  # where the majority-class baseline's class comes from, when readable

@@ -7,6 +7,8 @@ from typing import Any, Optional
 
 import typer
 
+from unifiedgender.cli.options import device_option
+
 PLAIN_LOG_EVERY_S = 10.0
 
 
@@ -28,7 +30,7 @@ def predict(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
     annotate: Optional[Path] = typer.Option(None, "--annotate", help="Folder for copies with label and confidence drawn on."),
     contact_sheet: Optional[Path] = typer.Option(None, "--contact-sheet", help="PNG grid of thumbnails with predictions."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+    device: str = device_option(),
     engine: str = typer.Option(
         "auto", "--engine", help="auto (onnxruntime on a CPU, PyTorch on a GPU), torch or onnxruntime."
     ),

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from unifiedgender.cli.options import DEVICE_HELP, device_option, old_output_option, pick_output
+
 from unifiedgender.recipes import recipe_names  # pathlib only: cheap enough for --help
 
 ARCH_HELP = "umcc | mag | classifier | simple_cnn | resnet50_head | multitask"
@@ -31,7 +33,8 @@ def train(
     image_size: Optional[int] = typer.Option(None, "--image-size", help="Square input size [default: the backbone's]."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Decoding threads and loader workers [default: 4]."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed [default: the tag's _seedN, else 42]."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Run folder [default: runs/<tag>]."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run folder [default: runs/<tag>]."),
+    out_old: Optional[Path] = old_output_option("--out"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of settings; flags override it."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Local pretrained backbone weights file."),
     pretrained: Optional[str] = typer.Option(None, "--pretrained", help="default | none [default: default]."),
@@ -43,7 +46,7 @@ def train(
     ),
     compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model."),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto | bf16 | fp16 | fp32 [default: auto = bf16/fp16 on GPU, fp32 on CPU]."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | mps [default: auto]."),
+    device: Optional[str] = device_option(None, DEVICE_HELP[:-1] + " [default: auto]."),
     cache: Optional[str] = typer.Option(None, "--cache", help="Decoded-image cache: auto | memory | disk [default: auto]."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Folder for disk caches [default: $UGN_CACHE_DIR or ~/.cache/unifiedgender/decoded]."),
     save_every_steps: Optional[int] = typer.Option(None, "--save-every-steps", help="Also write last.pt every N steps (mid-epoch resume)."),
@@ -58,6 +61,7 @@ def train(
     from unifiedgender.training.progress import Reporter
     from unifiedgender.training.trainer import run_training
 
+    out = pick_output(output, out_old, "--out")
     flags = {
         "tag": tag, "arch": arch, "train": train_csv and str(train_csv), "val": val_csv and str(val_csv),
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "optimizer": optimizer,

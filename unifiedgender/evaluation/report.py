@@ -22,7 +22,7 @@ def write_report_folder(
     """Build the folder beside `out` and move it into place; refuse an existing `out` unless `overwrite`."""
     out = Path(out)
     if out.exists() and not overwrite:
-        raise UserError(f"{out} already exists; pass --overwrite or choose another --out folder")
+        raise UserError(f"{out} already exists; pass --overwrite or choose another --output folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
     try:

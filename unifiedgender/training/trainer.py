@@ -60,7 +60,7 @@ def prepare_run_dir(config: TrainConfig, overwrite: bool, runtime: Runtime) -> P
     problem = None
     if runtime.is_main_process:
         if out.exists() and any(out.iterdir()) and not overwrite:
-            problem = f"run folder {out} already exists; pass --overwrite, choose another --out, or --resume {out}"
+            problem = f"run folder {out} already exists; pass --overwrite, choose another --output, or --resume {out}"
         else:
             if out.exists():
                 shutil.rmtree(out)
