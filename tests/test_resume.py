@@ -69,3 +69,57 @@ def test_resume_refusals(tmp_path):
     assert isinstance(missing.exception, UserError) and "nothing to resume" in str(missing.exception)
     changed = CliRunner().invoke(app, ["train", "--resume", str(tmp_path / "nope"), "--lr", "0.1"])
     assert isinstance(changed.exception, UserError) and "drop --lr" in str(changed.exception)
+
+
+@pytest.mark.slow
+def test_sigterm_saves_mid_epoch_and_resume_auto_matches_an_uninterrupted_run(tmp_path):
+    train, val = make_manifests(tmp_path / "data", n_train=16, n_val=5)
+    env = subprocess_env(tmp_path)
+    reference = subprocess.Popen(ugn_command(*_args(train, val, tmp_path / "reference")), env=env, cwd=tmp_path,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    run_dir = tmp_path / "stopped"
+    # the command a requeued Slurm job runs: the same each time, --resume auto (a fresh start the first time)
+    command = ugn_command(*_args(train, val, run_dir, "--log-every-steps", "1", "--resume", "auto"))
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    seen = []
+    for line in proc.stdout:  # no --save-every-steps: only the signal makes the mid-epoch save
+        seen.append(line)
+        if "epoch 2/2 step 5/8" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    seen += proc.stdout.readlines()
+    proc.wait(timeout=120)
+    assert proc.returncode == 75, "".join(seen)
+    assert "SIGTERM received: training state saved at epoch 2 step" in "".join(seen)
+    state = torch.load(run_dir / "last.pt", weights_only=True)["resume"]
+    assert state["epoch"] == 1 and 5 <= state["progress"]["step"] < 8
+    assert reference.wait(timeout=300) == 0, reference.stderr.read()
+
+    resumed = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed at epoch 2 step {state['progress']['step']}" in resumed.stdout
+
+    expected = pd.read_csv(tmp_path / "reference" / "history.csv").drop(columns=TIMING)
+    pd.testing.assert_frame_equal(pd.read_csv(run_dir / "history.csv").drop(columns=TIMING), expected, check_exact=True)
+    ref_state = torch.load(tmp_path / "reference" / "last.pt", weights_only=True)["state_dict"]
+    got_state = torch.load(run_dir / "last.pt", weights_only=True)["state_dict"]
+    assert ref_state.keys() == got_state.keys()
+    for key, tensor in ref_state.items():
+        assert torch.equal(tensor, got_state[key]), key
+
+    other = subprocess.run(ugn_command(*_args(train, val, run_dir, "--resume", "auto", "--lr", "0.5")), env=env,
+                           capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert other.returncode == 2 and "holds a run with lr=0.0001, but this command gives 0.5" in other.stderr
+
+
+def test_stop_signals_are_caught_while_active_and_restored_after():
+    import os
+
+    from unifiedgender.training.preemption import StopSignals
+
+    before = signal.getsignal(signal.SIGUSR1)
+    with StopSignals() as stop:
+        os.kill(os.getpid(), signal.SIGUSR1)
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.received == "SIGUSR1"  # the first one is reported
+    assert signal.getsignal(signal.SIGUSR1) is before

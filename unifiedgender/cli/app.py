@@ -9,7 +9,7 @@ from typer.core import TyperGroup
 
 from unifiedgender import __version__
 from unifiedgender.cli import bench, crop, data, demo, download, evaluate, export, predict, serve, train
-from unifiedgender.errors import UserError
+from unifiedgender.errors import Preempted, UserError
 
 HELP_NAMES = ("-h", "--help")
 TYPE_NAMES = {int: "INTEGER", float: "FLOAT", str: "TEXT"}
@@ -97,6 +97,9 @@ def main() -> None:
     """Console entry point: user errors become one line on stderr and exit code 2."""
     try:
         code = app(standalone_mode=False)
+    except Preempted as exc:
+        typer.echo(str(exc), err=True)
+        sys.exit(exc.exit_code)
     except UserError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         sys.exit(exc.exit_code)

@@ -52,7 +52,10 @@ def train(
     save_every_steps: Optional[int] = typer.Option(None, "--save-every-steps", help="Also write last.pt every N steps (mid-epoch resume)."),
     log_every_steps: Optional[int] = typer.Option(None, "--log-every-steps", help="Without a TTY, log a line every N steps."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run folder."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder from its last.pt."),
+    resume: Optional[str] = typer.Option(
+        None, "--resume", metavar="auto|FOLDER",
+        help="FOLDER: continue that run from its last.pt. auto: continue the --output run when it has a last.pt, "
+             "else start it (what a requeued Slurm job should run)."),
 ) -> None:
     """Train a model from a run tag on train/val manifests."""
     from unifiedgender.errors import UserError
@@ -72,21 +75,45 @@ def train(
         "precision": precision, "device": device, "cache": cache, "cache_dir": cache_dir and str(cache_dir),
         "save_every_steps": save_every_steps, "log_every_steps": log_every_steps,
     }
-    if resume is not None:
+    if resume == "auto":
+        if overwrite:
+            raise UserError("--resume auto continues a run or starts it; drop --overwrite (or drop --resume auto)")
+        cfg = resolve_config(str(config) if config else None, flags, recipe=recipe)
+        resuming = Path(cfg.out, "last.pt").is_file()
+        if resuming:
+            cfg = _saved_config(Path(cfg.out), flags, fresh=cfg)
+    elif resume is not None:
         given = sorted(k for k, v in flags.items() if v is not None and k not in RESUMABLE)
         if given or config is not None or recipe is not None or overwrite:
             raise UserError(f"--resume continues {resume} with its saved config.yaml; drop --{(given or ['config'])[0].replace('_', '-')}")
-        saved = resume / "config.yaml"
-        if not saved.is_file():
-            raise UserError(f"nothing to resume: {saved} not found; start the run without --resume")
-        cfg = resolve_config(str(saved), {**{k: v for k, v in flags.items() if k in RESUMABLE}, "out": str(resume)})
+        cfg, resuming = _saved_config(Path(resume), flags), True
     else:
-        cfg = resolve_config(str(config) if config else None, flags, recipe=recipe)
-        if recipe is None:
-            _suggest_recipe(cfg.train)
+        cfg, resuming = resolve_config(str(config) if config else None, flags, recipe=recipe), False
+    if not resuming and recipe is None:
+        _suggest_recipe(cfg.train)
     with runtime_session(device=cfg.device, precision=cfg.precision, channels_last=cfg.channels_last, compile=cfg.compile) as rt:
         reporter = Reporter(enabled=rt.is_main_process, log_every_steps=cfg.log_every_steps)
-        run_training(cfg, rt, overwrite=overwrite, resume=resume is not None, reporter=reporter)
+        run_training(cfg, rt, overwrite=overwrite, resume=resuming, reporter=reporter)
+
+
+def _saved_config(run_dir: Path, flags: dict, fresh=None):
+    """The run folder's config.yaml with the resumable flags applied. With `fresh` (--resume auto), the settings
+    this command gives must match the saved ones: a requeued job must not continue a different run."""
+    from unifiedgender.errors import UserError
+    from unifiedgender.training.config import resolve_config
+
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        raise UserError(f"nothing to resume: {saved} not found; start the run without --resume")
+    cfg = resolve_config(str(saved), {**{k: v for k, v in flags.items() if k in RESUMABLE}, "out": str(run_dir)})
+    if fresh is not None:
+        for key in ["tag", "arch", "train", "val", *(k for k, v in flags.items() if v is not None)]:
+            if key in RESUMABLE or key == "out":
+                continue
+            if getattr(cfg, key) != getattr(fresh, key):
+                raise UserError(f"{run_dir} holds a run with {key}={getattr(cfg, key)}, but this command gives "
+                                f"{getattr(fresh, key)}; give the same settings to continue it, or choose another --output")
+    return cfg
 
 
 def _suggest_recipe(train_manifest: str) -> None:

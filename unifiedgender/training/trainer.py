@@ -19,7 +19,7 @@ import torch
 from unifiedgender.data.cache import DecodedImages, Geometry, build_cache
 from unifiedgender.data.dataset import CachedBatches, make_loader
 from unifiedgender.data.manifest import DEMOGRAPHIC_COLUMNS, MODALITIES, gender_to_label, read_manifest
-from unifiedgender.errors import UserError
+from unifiedgender.errors import Preempted, UserError
 from unifiedgender.fileio import atomic_path, atomic_write
 from unifiedgender.runtime import Runtime
 from unifiedgender.training import callbacks as cb
@@ -27,9 +27,13 @@ from unifiedgender.training.augment import DeviceAugment, Normalize, preset_name
 from unifiedgender.training.config import TrainConfig
 from unifiedgender.training.loop import EpochProgress, binary_metrics, evaluate, train_one_epoch
 from unifiedgender.training.losses import build_criterion
+from unifiedgender.training.preemption import StopSignals
 from unifiedgender.training.progress import Reporter
 
 LAST, BEST = "last.pt", "best.pt"
+# what `ugn train` writes into a run folder; a folder holding only these and no last.pt is a start that failed
+RUN_FILES = frozenset({"config.yaml", "train.log", "history.csv", "training_curves.png", BEST, "val_predictions.csv",
+                       "skipped_images.csv"})
 TRAIN_STATE_FORMAT = "ugn-train-state/1"
 LOADER_WORKERS = 2  # processes gathering batches from the decoded cache (at most)
 LOSS_EXTRAS = {"gamma": "focal_gamma", "alpha": "focal_alpha"}  # other tag extras are model options
@@ -51,38 +55,65 @@ def create_sized_model(arch: str, backbone: str | None, *, pretrained: str, flag
     return model
 
 
-def prepare_run_dir(config: TrainConfig, overwrite: bool, runtime: Runtime) -> Path:
-    """Create the run folder; an existing non-empty one is refused unless --overwrite (then it is emptied).
+def check_run_dir(config: TrainConfig, overwrite: bool, runtime: Runtime) -> bool:
+    """May a new run go to config.out? True when it holds an earlier start that never trained (no last.pt, only
+    files `ugn train` writes): that folder is replaced. A run with last.pt is refused unless --overwrite, and so
+    is a folder with other files. Nothing is written here: `commit_run_dir` makes the folder when training starts.
 
     Rank 0 decides and tells the others, so a refusal stops every rank instead of leaving them waiting.
     """
     out = Path(config.out)
+    problem, stale = None, False
+    if runtime.is_main_process and out.exists() and not overwrite:
+        if not out.is_dir():
+            problem = f"{out} is a file; choose another --output folder"
+        elif (out / LAST).exists():
+            problem = (f"run folder {out} already holds a run (last.pt); continue it with --resume auto (or --resume "
+                       f"{out}), replace it with --overwrite, or choose another --output")
+        else:
+            others = sorted(p.name for p in out.iterdir() if p.name not in RUN_FILES and not _partial_write(p.name))
+            if others:
+                problem = (f"{out} holds files that are not from `ugn train` (e.g. {others[0]}); choose another "
+                           "--output folder, or pass --overwrite to replace the folder")
+            stale = any(out.iterdir())
+    problem, stale = runtime.broadcast_object((problem, stale))
+    if problem:
+        raise UserError(problem)
+    return stale
+
+
+def commit_run_dir(out: Path, runtime: Runtime) -> None:
+    """Rank 0 creates the run folder empty (replacing an earlier one that check_run_dir allowed)."""
     problem = None
     if runtime.is_main_process:
-        if out.exists() and any(out.iterdir()) and not overwrite:
-            problem = f"run folder {out} already exists; pass --overwrite, choose another --output, or --resume {out}"
-        else:
+        try:
             if out.exists():
                 shutil.rmtree(out)
-            out.mkdir(parents=True, exist_ok=True)
+            out.mkdir(parents=True)
+        except OSError as exc:
+            problem = f"cannot create the run folder {out} ({exc}); choose another --output"
     problem = runtime.broadcast_object(problem)
     if problem:
         raise UserError(problem)
-    return out
+
+
+def _partial_write(name: str) -> bool:
+    """A temporary file of an atomic write that a killed process left behind (.NAME.xxxx.part)."""
+    return name.startswith(".") and name.endswith(".part")
 
 
 class Trainer:
     """One training run; `fit()` returns the final metrics summary."""
 
     def __init__(self, config: TrainConfig, runtime: Runtime, reporter: Reporter | None = None,
-                 resume_state: dict[str, Any] | None = None) -> None:
+                 resume_state: dict[str, Any] | None = None, stop_signals: StopSignals | None = None) -> None:
         from unifiedgender.tags import RunTag
 
         self.config, self.runtime = config, runtime
         self.out_dir = Path(config.out)
         self.reporter = reporter or Reporter(enabled=runtime.is_main_process)
-        if runtime.is_main_process:
-            self.reporter.log_file = self.out_dir / "train.log"
+        self.stop_signals = stop_signals
+        self.skipped: list[tuple[str, str]] = []
         self.tag = RunTag.parse(config.tag)
         self._apply_tag_extras()
         if config.seed is None:
@@ -187,11 +218,19 @@ class Trainer:
         if not rows:
             return
         self.log(f"skipped {len(rows)} unreadable image(s); reasons in skipped_images.csv (first: {rows[0][0]}: {rows[0][1]})")
-        if self.runtime.is_main_process:
+        self.skipped = rows
+
+    def start_run_files(self) -> None:
+        """The first files of the (now existing) run folder: train.log so far, config.yaml, skipped_images.csv."""
+        if not self.runtime.is_main_process:
+            return
+        self.reporter.attach_log(self.out_dir / "train.log")
+        self.config.write(self.out_dir / "config.yaml")
+        if self.skipped:
             import pandas as pd
 
             with atomic_write(self.out_dir / "skipped_images.csv", newline="") as handle:
-                pd.DataFrame(rows, columns=["path", "status"]).to_csv(handle, index=False)
+                pd.DataFrame(self.skipped, columns=["path", "status"]).to_csv(handle, index=False)
 
     def _build_optimisation(self) -> None:
         cfg = self.config
@@ -311,8 +350,6 @@ class Trainer:
             self.resume_state = None
             where = f" step {progress.step}" if progress else ""
             self.log(f"resumed at epoch {start_epoch + 1}{where}")
-        if rt.is_main_process:
-            cfg.write(self.out_dir / "config.yaml")
         metrics: dict[str, float] = {}
         epoch = start_epoch
         while epoch < cfg.epochs and not self.should_stop:
@@ -335,6 +372,8 @@ class Trainer:
                 self.scheduler.step()
             epoch += 1
             self.save_last(epoch, None, metrics)
+            if epoch < cfg.epochs and not self.should_stop and self._stop_requested():
+                self._stop(epoch, None)
         self.reporter.close()
         if rt.distributed:
             agree = rt.replicas_in_sync(self.model)
@@ -353,6 +392,24 @@ class Trainer:
         every = self.config.save_every_steps
         if every and progress.step % every == 0 and progress.step < n_steps:
             self.save_last(epoch, progress, {})
+        if self._stop_requested():
+            self.save_last(epoch, progress, {})
+            self._stop(epoch, progress)
+
+    def _stop_requested(self) -> bool:
+        """Did any rank get SIGTERM/SIGUSR1? (Every rank asks at the same step, so they stop together.)"""
+        local = self.stop_signals is not None and self.stop_signals.received is not None
+        return self.runtime.any_rank(local)
+
+    def _stop(self, epoch: int, progress: EpochProgress | None) -> None:
+        """After last.pt is saved: end the progress bar and raise Preempted (exit code 75: requeue me)."""
+        self.reporter.close()
+        name = self.stop_signals.received if self.stop_signals and self.stop_signals.received else "a stop signal"
+        where = f"epoch {epoch + 1} step {progress.step}" if progress else f"the end of epoch {epoch}"
+        message = (f"{name} received: training state saved at {where} in {self.out_dir / LAST}; continue with "
+                   f"`ugn train --resume {self.out_dir}` (or the same command with --resume auto)")
+        self.log(message)
+        raise Preempted(message)
 
 
 def _modality_index(df) -> np.ndarray:
@@ -420,12 +477,20 @@ def load_resume_state(run_dir: Path) -> dict[str, Any]:
 
 def run_training(config: TrainConfig, runtime: Runtime, *, overwrite: bool = False, resume: bool = False,
                  reporter: Reporter | None = None) -> dict[str, float]:
-    """The core of `ugn train`: prepare the folder (or load last.pt), build the Trainer, fit."""
-    state = None
-    if resume:
-        state = load_resume_state(Path(config.out))
-    else:
-        prepare_run_dir(config, overwrite, runtime)
-    trainer = Trainer(config, runtime, reporter, resume_state=state)
-    return trainer.fit()
+    """The core of `ugn train`: check the folder (or load last.pt), build the Trainer, create the run folder only
+    now that everything could be built, fit. SIGTERM/SIGUSR1 save last.pt and raise Preempted."""
+    out = Path(config.out)
+    with StopSignals() as stop_signals:
+        state, stale = None, False
+        if resume:
+            state = load_resume_state(out)
+        else:
+            stale = check_run_dir(config, overwrite, runtime)
+        trainer = Trainer(config, runtime, reporter, resume_state=state, stop_signals=stop_signals)
+        if not resume:
+            if stale and not overwrite:
+                trainer.log(f"replacing {out}: an earlier start there never trained (no last.pt)")
+            commit_run_dir(out, runtime)
+        trainer.start_run_files()
+        return trainer.fit()
 
