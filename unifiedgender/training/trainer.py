@@ -31,9 +31,8 @@ from unifiedgender.training.preemption import StopSignals
 from unifiedgender.training.progress import Reporter
 
 LAST, BEST = "last.pt", "best.pt"
-# what `ugn train` writes into a run folder; a folder holding only these and no last.pt is a start that failed
-RUN_FILES = frozenset({"config.yaml", "train.log", "history.csv", "training_curves.png", BEST, "val_predictions.csv",
-                       "skipped_images.csv"})
+# what `ugn train` writes when training starts, before any result: a folder holding only these never trained
+START_FILES = frozenset({"config.yaml", "train.log", "skipped_images.csv"})
 TRAIN_STATE_FORMAT = "ugn-train-state/1"
 LOADER_WORKERS = 2  # processes gathering batches from the decoded cache (at most)
 LOSS_EXTRAS = {"gamma": "focal_gamma", "alpha": "focal_alpha"}  # other tag extras are model options
@@ -56,9 +55,10 @@ def create_sized_model(arch: str, backbone: str | None, *, pretrained: str, flag
 
 
 def check_run_dir(config: TrainConfig, overwrite: bool, runtime: Runtime) -> bool:
-    """May a new run go to config.out? True when it holds an earlier start that never trained (no last.pt, only
-    files `ugn train` writes): that folder is replaced. A run with last.pt is refused unless --overwrite, and so
-    is a folder with other files. Nothing is written here: `commit_run_dir` makes the folder when training starts.
+    """May a new run go to config.out? True when it holds an earlier start that never trained (only the files
+    written at the start: config.yaml, train.log, skipped_images.csv): that folder is replaced. A folder with
+    last.pt or any other file is refused unless --overwrite. Nothing is written here: `commit_run_dir` makes the
+    folder when training starts.
 
     Rank 0 decides and tells the others, so a refusal stops every rank instead of leaving them waiting.
     """
@@ -71,10 +71,10 @@ def check_run_dir(config: TrainConfig, overwrite: bool, runtime: Runtime) -> boo
             problem = (f"run folder {out} already holds a run (last.pt); continue it with --resume auto (or --resume "
                        f"{out}), replace it with --overwrite, or choose another --output")
         else:
-            others = sorted(p.name for p in out.iterdir() if p.name not in RUN_FILES and not _partial_write(p.name))
+            others = sorted(p.name for p in out.iterdir() if p.name not in START_FILES and not _partial_write(p.name))
             if others:
-                problem = (f"{out} holds files that are not from `ugn train` (e.g. {others[0]}); choose another "
-                           "--output folder, or pass --overwrite to replace the folder")
+                problem = (f"run folder {out} already exists (it holds {others[0]}); pass --overwrite to replace it, "
+                           "or choose another --output")
             stale = any(out.iterdir())
     problem, stale = runtime.broadcast_object((problem, stale))
     if problem:
