@@ -26,12 +26,12 @@ def bench_train(
     rounds: int = typer.Option(2, "--rounds", help="Interleaved rounds (a, b, c, a, b, c ...); the best of each path counts."),
 ) -> None:
     """Training images/s: (a) synthetic tensors, (b) decoded cache + device augmentation, (c) PIL + DataLoader."""
-    from rich.console import Console
     from rich.table import Table
 
+    from unifiedgender.cli.render import make_console
     from unifiedgender.training.bench import run_train_bench
 
-    console = Console()
+    console = make_console()
     report = run_train_bench(arch, backbone, batch_size, image_size, steps, device, precision, workers,
                              rounds=rounds, source_size=source_size, log=lambda m: console.print(m, highlight=False))
     labels = {"synthetic": "(a) synthetic tensors on the device", "project": "(b) decoded cache + device augmentation",
@@ -62,9 +62,9 @@ def predict(
 ) -> None:
     """Images/s of ugn predict (PyTorch and onnxruntime engines) vs. open-transform-forward one image at a time."""
     import torch
-    from rich.console import Console
     from rich.table import Table
 
+    from unifiedgender.cli.render import make_console
     from unifiedgender.inference.bench import bench_images, run_predict_benchmark
 
     if threads is not None:
@@ -81,7 +81,7 @@ def predict(
     for engine, speed in result.engines_images_per_s.items():
         table.add_row(f"ugn predict, engine {engine}, batch {result.batch_size}, {result.workers} decoders", f"{speed:.1f}",
                       f"{result.speedup(engine):.2f}x")
-    console = Console()
+    console = make_console()
     console.print(table)
     console.print(f"best of {result.rounds} alternating rounds; max |prob difference| vs. baseline {result.max_abs_diff:.1e}",
                   highlight=False)

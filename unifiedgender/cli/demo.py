@@ -21,8 +21,7 @@ def demo(
 ) -> None:
     """Split the bundled sample by subject, train a UMCC model on hands and faces, evaluate with fairness
     breakdowns, predict a folder, and print where everything is."""
-    from rich.console import Console
-
+    from unifiedgender.cli.render import make_console
     from unifiedgender.demo import DemoSettings, run_demo
 
-    run_demo(DemoSettings(pick_output(None, out_old, "--out") or output, epochs, image_size, seed, pretrained, overwrite), Console())
+    run_demo(DemoSettings(pick_output(None, out_old, "--out") or output, epochs, image_size, seed, pretrained, overwrite), make_console())

@@ -45,8 +45,7 @@ def evaluate(
 ) -> None:
     """Evaluate a checkpoint on a manifest (or an existing predictions table): metrics with subject-bootstrap CIs,
     subject-level results, fairness by group, report folder and one run-registry row."""
-    from rich.console import Console
-
+    from unifiedgender.cli.render import make_console
     from unifiedgender.errors import UserError
     from unifiedgender.evaluation.evaluate import evaluate_predictions
     from unifiedgender.evaluation.registry import append_run, registry_row
@@ -69,7 +68,7 @@ def evaluate(
     out = pick_output(output, out_old, "--out")
     modalities = _check_modalities(modality)
     edges = parse_age_buckets(age_buckets)
-    console = Console(stderr=False)
+    console = make_console()
 
     if out is None:
         out = Path("reports") / (f"{checkpoint.stem}__{data.stem}" if checkpoint is not None else predictions.stem)
@@ -273,6 +272,9 @@ def _ci(ci) -> str:
     return "" if not ci or ci[0] is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
+RUN_FORMATS = ("table", "csv", "json")
+
+
 def runs(
     arch: Optional[str] = typer.Option(None, "--arch", help="Keep runs whose arch or tag contains this."),
     modality: Optional[str] = typer.Option(None, "--modality", help="Keep runs whose modality contains this."),
@@ -282,29 +284,48 @@ def runs(
     k: int = typer.Option(10, "-k", "--top", min=1, help="How many runs to show."),
     ascending: bool = typer.Option(False, "--ascending", help="Lowest first (for losses such as log_loss)."),
     registry: Path = typer.Option(DEFAULT_REGISTRY, "--registry", help="Run registry CSV (ours or UnifiedGenderNet's)."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table (readable columns) | csv | json (every column)."),
+    columns: Optional[str] = typer.Option(None, "--columns", "-c", help="Comma-separated registry columns to show instead."),
 ) -> None:
-    """Print the best runs of the run registry as a table."""
-    from rich.console import Console
-    from rich.table import Table
+    """Print the best runs of the run registry: a table, or CSV/JSON for scripts."""
+    from unifiedgender.cli.render import make_console
+    from unifiedgender.errors import UserError
+    from unifiedgender.evaluation.registry import best_runs, read_registry, run_columns
 
-    from unifiedgender.evaluation.registry import best_runs, read_registry
-
+    if fmt not in RUN_FORMATS:
+        raise UserError(f"--format '{fmt}': use one of {', '.join(RUN_FORMATS)}")
     df = read_registry(registry)
     top = best_runs(df, sort=sort, k=k, arch=arch, modality=modality, dataset=dataset, category=category, ascending=ascending)
-    console = Console()
+    chosen = run_columns(top, sort, columns.split(",") if columns else None, readable=fmt == "table")
+    if fmt == "csv":
+        typer.echo(top[chosen].to_csv(index=False), nl=False)
+        return
+    if fmt == "json":
+        typer.echo(top[chosen].to_json(orient="records", indent=2))
+        return
+    console = make_console()
     if top.empty:
         console.print(f"no runs in {registry} match the filters")
         return
-    wanted = ["tag", "arch", "category", "modality", "test_dataset", sort, f"{sort}_ci_low", f"{sort}_ci_high"]
-    wanted += [c for c in ("accuracy", "balanced_accuracy", "roc_auc", "mean_acc", "date") if c != sort]
-    columns = [c for c in dict.fromkeys(wanted) if c in top.columns]
-    table = Table(title=f"Best {len(top)} of {len(df)} runs by {sort} ({registry})")
+    console.print(_runs_table(top, chosen, sort, title=f"Best {len(top)} of {len(df)} runs by {sort} ({registry})"))
+
+
+def _runs_table(top, columns: list[str], sort: str, title: str):
+    """Rank, the chosen columns, and the sort metric with its 95% CI in one cell."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right")
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(f"{column} [95% CI]" if column == sort and f"{sort}_ci_low" in top.columns else column,
+                         justify="right" if top[column].dtype.kind in "iuf" else "left")
     for rank, (_, row) in enumerate(top.iterrows(), start=1):
-        table.add_row(str(rank), *(_cell_text(row[c]) for c in columns))
-    console.print(table)
+        cells = [_cell_text(row[c]) for c in columns]
+        if sort in columns and f"{sort}_ci_low" in top.columns and row[f"{sort}_ci_low"] == row[f"{sort}_ci_low"]:
+            i = columns.index(sort)
+            cells[i] += f" [{row[f'{sort}_ci_low']:.3f}, {row[f'{sort}_ci_high']:.3f}]"
+        table.add_row(str(rank), *cells)
+    return table
 
 
 def _cell_text(value) -> str:

@@ -100,11 +100,12 @@ class _Reporter:
 
 
 def _render_summary(summary: Any) -> None:
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    console = Console(stderr=True)
+    from unifiedgender.cli.render import make_console
+
+    console = make_console(stderr=True)
     table = Table(title=f"ugn predict · {summary.model} · {summary.engine}", show_header=False)
     table.add_column(style="bold")
     table.add_column()
