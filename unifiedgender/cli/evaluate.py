@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from unifiedgender.cli.options import device_option, old_output_option, pick_output
+from unifiedgender.cli.progress import ImageProgress
 
 DEFAULT_REGISTRY = Path("metrics/final_metrics_with_full_configurations.csv")
 
@@ -143,7 +144,12 @@ def _predict(
         if manifest.empty:
             raise UserError(f"{manifest_path}: no rows with modality {', '.join(modalities)}; check --modality")
     console.print(f"predicting {len(manifest)} images of {manifest_path} with {checkpoint}{' (mirror TTA)' if tta else ''}")
-    return predict_manifest(checkpoint, manifest, batch_size=batch_size, device=device, tta=tta)
+    progress = ImageProgress("predicting")
+    progress.start(len(manifest))
+    try:
+        return predict_manifest(checkpoint, manifest, batch_size=batch_size, device=device, tta=tta, on_record=progress.record)
+    finally:
+        progress.stop()
 
 
 def _validation_table(

@@ -8,9 +8,7 @@ from typing import Any, Optional
 import typer
 
 from unifiedgender.cli.options import device_option
-
-PLAIN_LOG_EVERY_S = 10.0
-
+from unifiedgender.cli.progress import ImageProgress
 
 def predict(
     inputs: list[str] = typer.Argument(..., metavar="PATH...", help="Image files, folders, globs or a manifest .csv."),
@@ -38,7 +36,7 @@ def predict(
     """Predict every image; exit code 0 when all were read, 1 when any failed (see the status column), 2 on bad usage."""
     from unifiedgender.inference.run import run_predict
 
-    reporter = _Reporter(print_records=output is None)
+    reporter = ImageProgress("predicting", print_records=output is None)
     try:
         summary = run_predict(
             inputs, checkpoint, modality=modality, recursive=recursive, batch_size=batch_size, workers=workers,
@@ -50,53 +48,6 @@ def predict(
     _render_summary(summary)
     if summary.n_failed:
         raise typer.Exit(1)
-
-
-class _Reporter:
-    """A rich progress bar on a terminal, plain log lines otherwise; records echoed when there is no -o."""
-
-    def __init__(self, print_records: bool) -> None:
-        self.print_records = print_records
-        self.progress: Any = None
-        self.task: Any = None
-        self.done = 0
-        self.total = 0
-        self.last_log = 0.0
-
-    def start(self, total: int) -> None:
-        import time
-
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.total, self.last_log = total, time.monotonic()
-        console = Console(stderr=True)
-        if console.is_terminal:
-            self.progress = Progress(
-                TextColumn("predicting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
-            )
-            self.progress.start()
-            self.task = self.progress.add_task("predict", total=total)
-        else:
-            typer.echo(f"predicting {total} images", err=True)
-
-    def record(self, record: dict[str, Any]) -> None:
-        import time
-
-        self.done += 1
-        if self.print_records:
-            text = f"{record['label']}\t{record['confidence']:.3f}" if record["status"] == "ok" else "failed\t"
-            line = f"{text}\t{record['path']}" + ("" if record["status"] == "ok" else f"\t{record['status']}")
-            (self.progress.console.print(line, markup=False, highlight=False) if self.progress else typer.echo(line))
-        if self.progress is not None:
-            self.progress.advance(self.task)
-        elif time.monotonic() - self.last_log >= PLAIN_LOG_EVERY_S:
-            self.last_log = time.monotonic()
-            typer.echo(f"{self.done}/{self.total} images", err=True)
-
-    def stop(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
 
 
 def _render_summary(summary: Any) -> None:
