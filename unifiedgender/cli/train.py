@@ -51,6 +51,9 @@ def train(
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Folder for disk caches [default: $UGN_CACHE_DIR or ~/.cache/unifiedgender/decoded]."),
     save_every_steps: Optional[int] = typer.Option(None, "--save-every-steps", help="Also write last.pt every N steps (mid-epoch resume)."),
     log_every_steps: Optional[int] = typer.Option(None, "--log-every-steps", help="Without a TTY, log a line every N steps."),
+    logger: Optional[str] = typer.Option(
+        None, "--logger", help="csv | tensorboard | mlflow: also record history, config and final metrics there "
+        "(extras unifiedgender[tensorboard] / [mlflow]) [default: csv = history.csv only]."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run folder."),
     resume: Optional[str] = typer.Option(
         None, "--resume", metavar="auto|FOLDER",
@@ -73,7 +76,7 @@ def train(
         "early_stop_patience": early_stop_patience, "early_stop_metric": early_stop_metric,
         "select_metric": select_metric, "compile": compile,
         "precision": precision, "device": device, "cache": cache, "cache_dir": cache_dir and str(cache_dir),
-        "save_every_steps": save_every_steps, "log_every_steps": log_every_steps,
+        "save_every_steps": save_every_steps, "log_every_steps": log_every_steps, "logger": logger,
     }
     if resume == "auto":
         if overwrite:

@@ -25,6 +25,7 @@ from unifiedgender.runtime import Runtime
 from unifiedgender.training import callbacks as cb
 from unifiedgender.training.augment import DeviceAugment, Normalize, preset_name
 from unifiedgender.training.config import TrainConfig
+from unifiedgender.training.loggers import create_logger
 from unifiedgender.training.loop import EpochProgress, binary_metrics, evaluate, train_one_epoch
 from unifiedgender.training.losses import build_criterion
 from unifiedgender.training.preemption import StopSignals
@@ -254,6 +255,9 @@ class Trainer:
             self.callbacks.append(cb.ReduceLROnPlateau(self.optimizer, "val_loss", "min", cfg.plateau_factor, cfg.plateau_patience))
         if cfg.early_stop_patience > 0:
             self.callbacks.append(cb.EarlyStopping(cfg.early_stop_metric, _mode(cfg.early_stop_metric), cfg.early_stop_patience))
+        tracker = create_logger(cfg.logger, self.out_dir)
+        if tracker is not None:
+            self.callbacks.append(tracker)
 
     # ----------------------------------------------------------------- checkpoints
     def _checkpoint(self, metrics: dict[str, float], resume: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -382,6 +386,9 @@ class Trainer:
                 raise RuntimeError("DDP replicas diverged: the ranks hold different weights")
         selector = next(c for c in self.callbacks if isinstance(c, cb.BestCheckpoint))
         best = selector.best if selector.mode == "max" else -selector.best
+        summary = {**metrics, f"best_{selector.metric}": best, "epochs_trained": epoch}
+        for callback in self.callbacks:
+            callback.on_train_end(self, summary)
         self.log(f"done: best {selector.metric} {best:.4f}; run folder {self.out_dir}")
         return metrics
 
