@@ -226,8 +226,10 @@ def _split_name(frame, path: Path) -> str:
 
 def print_summary(report: dict, console) -> None:
     """Rich terminal summary: metrics with CIs (images and subjects), baseline, exclusions, fairness gaps."""
+    from rich.markup import escape
     from rich.table import Table
 
+    from unifiedgender.evaluation.fairness import MIN_CI_SUBJECTS
     from unifiedgender.evaluation.metrics import METRIC_NAMES
 
     data, threshold = report["data"], report["threshold"]
@@ -249,21 +251,22 @@ def print_summary(report: dict, console) -> None:
         f"[dim]baseline: always '{image['baseline']['majority_class']}' (majority class of the "
         f"{image['baseline']['majority_class_from']})[/]"
     )
-    fairness = Table(title="Fairness by group (95% CI); gaps = max - min over groups")
-    for column in ("attribute", "group", "n", "balanced acc.", "TPR", "FPR", "AUC", "selection rate"):
+    fairness = Table(title=f"Fairness by group (95% CI); gaps = max - min over groups; groups under {MIN_CI_SUBJECTS} "
+                           "subjects are too small for an interval")
+    for column in ("attribute", "group", "images", "subjects", "balanced acc.", "TPR", "FPR", "AUC", "selection rate"):
         fairness.add_column(column, justify="left" if column in ("attribute", "group") else "right")
+    metrics = ("balanced_accuracy", "tpr", "fpr", "roc_auc", "selection_rate")
     for attribute, entry in report["fairness"].items():
         for group, v in entry["groups"].items():
+            small = v.get("too_small", False)
             fairness.add_row(
-                attribute, group, str(v["n"]),
-                *(f"{_f(v[m])} {_ci(v[m + '_ci'])}" for m in ("balanced_accuracy", "tpr", "fpr", "roc_auc", "selection_rate")),
+                attribute, escape(group) + (" [yellow](too small)[/]" if small else ""), str(v["n"]), str(v["n_subjects"]),
+                *(_f(v[m]) if small else f"{_f(v[m])} {_ci(v[m + '_ci'])}" for m in metrics),
             )
         gaps = entry["difference"]
+        fairness.add_row(attribute, "[bold]gap[/]", "", "", *(_f(gaps[m]) for m in metrics))
         fairness.add_row(
-            attribute, "[bold]gap[/]", "", *(_f(gaps[m]) for m in ("balanced_accuracy", "tpr", "fpr", "roc_auc", "selection_rate")),
-        )
-        fairness.add_row(
-            attribute, "[dim]DP / EO diff.[/]", "",
+            attribute, "[dim]DP / EO diff.[/]", "", "",
             f"{_f(entry['demographic_parity_difference'])} / {_f(entry['equalized_odds_difference'])}", "", "", "", "",
             end_section=True,
         )

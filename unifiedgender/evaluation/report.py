@@ -118,10 +118,12 @@ def render_markdown(report: dict) -> str:
             "|---|---|---|" + "---|" * len(GROUP_METRICS),
         ]
         for group, values in entry["groups"].items():
+            small = values.get("too_small", False)
             cells_text = " | ".join(
-                _fmt(values[m]) + ("" if values[m] is None else f" {_fmt_ci(values[f'{m}_ci'])}") for m in GROUP_METRICS
+                _fmt(values[m]) + ("" if values[m] is None or small else f" {_fmt_ci(values[f'{m}_ci'])}") for m in GROUP_METRICS
             )
-            lines.append(f"| {group} | {values['n']} | {values['n_subjects']} | {cells_text} |")
+            label = f"{group} (too small: no CI)" if small else group
+            lines.append(f"| {label} | {values['n']} | {values['n_subjects']} | {cells_text} |")
         gap_ci = entry.get("difference_ci") or {}
         lines.append(
             "| difference (max - min) | | | "
