@@ -8,7 +8,7 @@ import sys
 import pandas as pd
 import pytest
 
-from test_train_support import TINY, make_manifests, subprocess_env
+from test_train_support import TINY, make_manifests, signal_at, subprocess_env
 
 
 @pytest.mark.slow
@@ -47,18 +47,8 @@ def test_sigterm_to_torchrun_saves_once_for_both_ranks_and_resume_auto_finishes(
            "-m", "unifiedgender", "train", "--resume", "auto", "--tag", f"{TINY}_F0_Af_Lb_Z0", "--arch", "classifier",
            "--train", str(train), "--val", str(val), "--output", str(out), "--epochs", "2", "--batch-size", "2",
            "--image-size", "32", "--pretrained", "none", "--workers", "0", "--log-every-steps", "1"]
-    proc = subprocess.Popen(cmd, env=subprocess_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, cwd=tmp_path)
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if "epoch 2/2 step 1/4" in line:
-            proc.send_signal(signal.SIGTERM)
-            break
-    seen += proc.stdout.readlines()
-    proc.wait(timeout=120)
-    text = "".join(seen)
-    assert proc.returncode != 0 and "SIGTERM received: training state saved at epoch 2 step" in text, text
+    code, text = signal_at(cmd, tmp_path, "epoch 2/2 step 1/4", signal.SIGTERM)
+    assert code != 0 and "SIGTERM received: training state saved at epoch 2 step" in text, text
     state = torch.load(out / "last.pt", weights_only=True)["resume"]
     assert state["epoch"] == 1 and 1 <= state["progress"]["step"] < 4 and state["world_size"] == 2
 
