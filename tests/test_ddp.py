@@ -8,7 +8,7 @@ import sys
 import pandas as pd
 import pytest
 
-from test_train_support import TINY, make_manifests, subprocess_env
+from test_train_support import TINY, make_manifests, signal_at, subprocess_env
 
 
 @pytest.mark.slow
@@ -31,3 +31,29 @@ def test_torchrun_two_processes(tmp_path):
     predictions = pd.read_csv(out / "val_predictions.csv")
     assert len(predictions) == 7 and predictions["path"].is_unique and predictions["prob_male"].notna().all()
     assert (out / "train.log").read_text().count(f" run {TINY}") == 1
+
+
+@pytest.mark.slow
+def test_sigterm_to_torchrun_saves_once_for_both_ranks_and_resume_auto_finishes(tmp_path):
+    """The cluster path: SIGTERM reaches torchrun, which passes it to both ranks; they agree on one step, rank 0
+    writes last.pt, both exit; the same command with --resume auto then finishes the run with the ranks in sync."""
+    import signal
+
+    import torch
+
+    train, val = make_manifests(tmp_path / "data", n_train=16, n_val=7)
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "unifiedgender", "train", "--resume", "auto", "--tag", f"{TINY}_F0_Af_Lb_Z0", "--arch", "classifier",
+           "--train", str(train), "--val", str(val), "--output", str(out), "--epochs", "2", "--batch-size", "2",
+           "--image-size", "32", "--pretrained", "none", "--workers", "0", "--log-every-steps", "1"]
+    code, text = signal_at(cmd, tmp_path, "epoch 2/2 step 1/4", signal.SIGTERM)
+    assert code != 0 and "SIGTERM received: training state saved at epoch 2 step" in text, text
+    state = torch.load(out / "last.pt", weights_only=True)["resume"]
+    assert state["epoch"] == 1 and 1 <= state["progress"]["step"] < 4 and state["world_size"] == 2
+
+    resumed = subprocess.run(cmd, env=subprocess_env(tmp_path), capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"resumed at epoch 2 step {state['progress']['step']}" in resumed.stdout
+    assert "replicas in sync across 2 ranks: yes" in resumed.stdout
+    assert list(pd.read_csv(out / "history.csv")["epoch"]) == [1, 2]

@@ -167,6 +167,7 @@ def test_evaluate_a_real_checkpoint_on_a_manifest(tmp_path, monkeypatch, capsys)
     code, out = run_ugn(monkeypatch, capsys, "evaluate", "tiny.pt", "--data", "test.csv", "--out", "rep",
                         "--bootstrap", "100", "--device", "cpu", "--batch-size", "8", "--threshold-from", "test.csv")
     assert code == 0, out
+    assert out.count("predicting 24 images") >= 2 and out.count("24/24 images in") == 2  # progress, also in logs
     report = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert report["threshold"]["method"] == "youden" and report["threshold"]["chosen_on"] == "validation predictions"
     predictions = pd.read_csv(tmp_path / "rep" / "predictions.csv")

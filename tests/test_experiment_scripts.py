@@ -56,14 +56,33 @@ def test_missing_ugn_is_named(tmp_path: Path) -> None:
     assert "'no-such-ugn-command' not found" in result.stderr
 
 
-def test_existing_results_are_not_overwritten(tmp_path: Path) -> None:
+def test_a_rerun_keeps_earlier_results_and_writes_beside_them(tmp_path: Path) -> None:
     done = tmp_path / "out" / "hands"
     done.mkdir(parents=True)
     (done / "run_info.txt").write_text("earlier results\n")
-    result = run_script(EXPERIMENTS / "hands.sh", tmp_path)
-    assert result.returncode == 2
-    assert "exists: set OVERWRITE=1 to replace it" in result.stderr
+    result = run_script(EXPERIMENTS / "hands.sh", tmp_path, UGN="true", RUNS="lite0")
+    assert result.returncode == 0, result.stderr
+    assert f"{done} holds earlier results (kept); this run writes {done}-2" in result.stderr
     assert (done / "run_info.txt").read_text() == "earlier results\n"
+    assert (tmp_path / "out" / "hands-2" / "run_info.txt").is_file()
+    commands = (tmp_path / "out" / "hands-2" / "commands.sh").read_text()
+    assert "--output " + str(tmp_path / "out" / "hands-2" / "lite0") + " --resume auto" in commands
+
+
+def test_a_requeued_job_continues_its_folder_and_skips_finished_steps(tmp_path: Path) -> None:
+    slurm = {"UGN": "true", "RUNS": "lite0", "SLURM_JOB_ID": "4242", "SLURM_CPUS_PER_TASK": "8"}
+    first = run_script(EXPERIMENTS / "hands.sh", tmp_path, **slurm)
+    assert first.returncode == 0, first.stderr
+    exp = tmp_path / "out" / "hands"
+    assert "slurm_job: 4242" in (exp / "run_info.txt").read_text()
+    assert "--workers 8" in (exp / "commands.sh").read_text()  # the booked CPUs, not 1
+    steps = (exp / "steps_done.txt").read_text().splitlines()
+    (exp / "steps_done.txt").write_text("\n".join(steps[:2]) + "\n")  # as if stopped during the third step
+    again = run_script(EXPERIMENTS / "hands.sh", tmp_path, SLURM_RESTART_COUNT="1", **slurm)
+    assert again.returncode == 0, again.stderr
+    assert f"continuing {exp}" in again.stderr and again.stderr.count("done before the requeue") == 2
+    assert not (tmp_path / "out" / "hands-2").exists()
+    assert (exp / "steps_done.txt").read_text().splitlines() == steps
 
 
 def test_seed_setups_needs_a_known_setup(tmp_path: Path) -> None:

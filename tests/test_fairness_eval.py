@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from rich.console import Console
 
 from unifiedgender.errors import UserError
 from unifiedgender.evaluation.evaluate import evaluate_predictions
@@ -85,8 +86,12 @@ def test_equalized_odds_leaves_out_one_class_groups():
     assert race["groups"]["c"]["fpr"] == pytest.approx(1.0) and race["groups"]["c"]["tpr"] is None
 
 
-def test_every_group_has_a_ci_around_its_value(report):
-    for attribute, entry in report["fairness"].items():
+def test_every_group_has_a_ci_around_its_value(report, monkeypatch):
+    assert all(v["too_small"] and v["accuracy_ci"] is None  # 1-4 subjects per group here: too few for intervals
+               for entry in report["fairness"].values() for v in entry["groups"].values())
+    monkeypatch.setattr("unifiedgender.evaluation.fairness.MIN_CI_SUBJECTS", 1)
+    with_intervals = evaluate_predictions(hand_checked_table(), n_resamples=50, seed=0)[0]
+    for attribute, entry in with_intervals["fairness"].items():
         for group, values in entry["groups"].items():
             for metric in ("accuracy", "selection_rate"):
                 low, high = values[f"{metric}_ci"]
@@ -213,7 +218,7 @@ def test_gap_interval_resamples_subjects_jointly_as_sklearn_with_weights():
 
 def test_report_names_the_groups_of_each_gap_and_gives_no_interval_for_tiny_groups(report):
     modality = report["fairness"]["modality"]
-    assert modality["difference_groups"] == {}  # 4 subjects per modality: below MIN_GAP_SUBJECTS
+    assert modality["difference_groups"] == {}  # 4 subjects per modality: below MIN_CI_SUBJECTS
     assert modality["difference"]["balanced_accuracy"] == pytest.approx(0.25)
     assert modality["difference_ci"]["balanced_accuracy"] is None
     gender = report["fairness"]["gender"]
@@ -229,3 +234,66 @@ def test_gap_interval_for_groups_with_enough_subjects():
     assert modality["difference_groups"]["roc_auc"] == ["face", "hand"]  # the face scores separate better
     low, high = modality["difference_ci"]["roc_auc"]
     assert low <= modality["difference"]["roc_auc"] <= high
+
+
+def test_groups_with_too_few_subjects_get_no_interval_and_are_marked(tmp_path):
+    """A group of 2 subjects printed BA 0.286 [0.286, 0.286]: now it is marked too small, without an interval."""
+    from unifiedgender.cli.evaluate import print_summary
+    from unifiedgender.evaluation.fairness import MIN_CI_SUBJECTS
+    from unifiedgender.evaluation.plots import write_plots
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for s in range(24):
+        race = "tiny" if s < 2 else ("a" if s % 2 else "b")
+        for i in range(3):
+            rows.append({"path": f"{s}_{i}.png", "subject_id": f"s{s}", "gender": ("female", "male")[(s // 2) % 2 if s >= 2 else s],
+                         "modality": "hand", "race": race, "prob_male": float(rng.uniform()), "status": "ok"})
+    report, table = evaluate_predictions(pd.DataFrame(rows), n_resamples=50, seed=0)
+    groups = report["fairness"]["race"]["groups"]
+    assert groups["tiny"]["n_subjects"] == 2 < MIN_CI_SUBJECTS and groups["tiny"]["too_small"]
+    assert all(groups["tiny"][f"{m}_ci"] is None for m in ("balanced_accuracy", "tpr", "roc_auc"))
+    assert groups["tiny"]["balanced_accuracy"] is not None  # the value itself is kept
+    assert not groups["a"]["too_small"] and groups["a"]["balanced_accuracy_ci"][0] is not None
+
+    console = Console(record=True, width=300)
+    print_summary(report, console)
+    text = console.export_text()
+    tiny = next(line for line in text.splitlines() if "tiny" in line)
+    assert "(too small)" in tiny and "[" not in tiny.split("(too small)")[1]  # no interval printed
+    assert "subjects" in text and " 2 " in tiny  # subject counts in the table
+    written = write_plots(report, table, tmp_path)
+    assert {"reliability", "group_metrics_race"} <= set(written)
+
+
+def test_group_plot_keeps_its_legend_off_the_bars_and_shows_na_and_counts():
+    import matplotlib.pyplot as plt
+
+    from unifiedgender.evaluation.fairness import GROUP_METRICS
+    from unifiedgender.evaluation.plots import _group_bars, _reliability
+
+    def group(n, subjects, value, small=False):
+        entry = {"n": n, "n_subjects": subjects, "too_small": small}
+        for metric in GROUP_METRICS:
+            entry[metric] = None if value is None and metric in ("fpr", "roc_auc", "balanced_accuracy") else (value or 0.9)
+            entry[f"{metric}_ci"] = None if small or entry[metric] is None else [entry[metric] - 0.1, entry[metric]]
+        return entry
+
+    figure = _group_bars({"a": group(30, 10, 0.8), "men only": group(12, 6, None), "tiny": group(4, 2, 0.5, True)}, "race")
+    figure.canvas.draw()
+    ax = figure.axes[0]
+    legend = ax.get_legend().get_window_extent()
+    assert legend.x0 >= ax.get_window_extent().x1  # beside the axes, never over a bar
+    texts = [t.get_text() for t in ax.texts]
+    assert texts.count("n/a") == 3  # the undefined metrics of "men only" are marked, not left out silently
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels == ["a\n30 img, 10 subj", "men only\n12 img, 6 subj", "tiny\n4 img, 2 subj\ntoo small"]
+    plt.close(figure)
+
+    y = np.array([0, 0, 1, 1, 1, 0, 1])
+    probs = np.array([0.05, 0.1, 0.55, 0.58, 0.95, 0.52, 0.97])
+    figure = _reliability(y, probs)
+    counts = sorted(int(t.get_text()) for t in figure.axes[0].texts)
+    assert counts == [1, 1, 2, 3]  # images per occupied bin (0.05 | 0.1 | 0.52-0.58 | 0.95-0.97), beside each point
+    assert sum(p.get_height() for p in figure.axes[1].patches) == len(y)
+    plt.close(figure)

@@ -180,3 +180,26 @@ def test_real_lfw_folder_grouped_by_identity(ckpt, shared_data, tmp_path, capsys
     subjects = read_csv(tmp_path / "lfw.subjects.csv")
     assert [s["subject"] for s in subjects] == ["Abdullah_Gul", "Adrien_Brody"]
     assert sum(int(s["n_images"]) for s in subjects) == expected
+
+
+def test_contact_sheet_captions_fit_their_tile_and_the_sheet_has_a_legend(tmp_path):
+    from PIL import ImageDraw
+
+    from unifiedgender.inference.annotate import COLOURS, LEGEND, THUMB, ContactSheet, _font, fit_text
+
+    draw = ImageDraw.Draw(Image.new("RGB", (10, 10)))
+    font = _font(11)
+    name = "a_very_long_subject_identifier_from_some_dataset_0042.jpg"
+    fitted = fit_text(draw, name, font, THUMB - 8)
+    assert draw.textlength(fitted, font=font) <= THUMB - 8 and "…" in fitted and fitted.endswith("0042.jpg")
+    assert fit_text(draw, "short.jpg", font, THUMB - 8) == "short.jpg"
+
+    image = tmp_path / "img.png"
+    Image.new("RGB", (40, 40), (200, 200, 200)).save(image)
+    sheet = ContactSheet(tmp_path / "sheet.png")
+    sheet.add({"path": str(image), "status": "ok", "label": "male", "confidence": 0.93})
+    sheet.add({"path": str(tmp_path / name), "status": "unreadable image: cannot identify image file format",
+               "label": "", "confidence": None})
+    grid = Image.open(sheet.save()).convert("RGB")
+    assert grid.getpixel((10, 12)) == COLOURS["male"]  # the legend's first swatch, above the tiles
+    assert grid.height == LEGEND + THUMB + 34 and grid.getpixel((THUMB // 2, LEGEND + THUMB + 30)) == COLOURS["male"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import multiprocessing
 import os
 from pathlib import Path
@@ -147,3 +149,42 @@ def test_ugn_runs_prints_the_best_published_runs(ugn_registry, monkeypatch, caps
     assert "Best 1 of 4 runs by mean_acc" in out
     assert "tf_efficientnetv2_s.in1k_F0_An_Lb_Z1" in out and "0.9010" in out
     assert "F1_Af_Lb_Z0" not in out  # ranked second: not shown with -k 1
+
+
+def _runs_output(monkeypatch, capsys, *args: str) -> str:
+    import sys
+
+    from unifiedgender.cli.app import main
+
+    monkeypatch.delenv("COLUMNS", raising=False)  # piped, as `ugn runs | cat` or a Slurm log
+    monkeypatch.setattr(sys, "argv", ["ugn", "runs", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_ugn_runs_piped_prints_whole_headers_and_a_readable_column_set(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "registry.csv"
+    for i in range(3):
+        append_run(path, {"date": f"2026-11-0{i + 1}", "tag": f"tf_efficientnet_lite0.in1k_F0_Af_Lb_Z0_seed{i}",
+                          "arch": "classifier", "category": "evaluation", "modality": "hand",
+                          "test_dataset": "11k_hands/test.csv", "n_subjects": 30, "accuracy": 0.8 + i / 100,
+                          "balanced_accuracy": 0.7 + i / 100, "balanced_accuracy_ci_low": 0.6,
+                          "balanced_accuracy_ci_high": 0.9, "roc_auc": 0.85, "threshold": 0.47,
+                          "configuration": '{"lr": 0.001}', "subject_roc_auc_ci_high": 0.99})
+    out = _runs_output(monkeypatch, capsys, "--registry", str(path))
+    header = next(line for line in out.splitlines() if " tag " in line)
+    for name in ("tag", "arch", "modality", "test_dataset", "n_subjects", "balanced_accuracy [95% CI]", "date"):
+        assert f" {name} " in header, header
+    assert "configuration" not in out and "subject_roc_auc_ci_high" not in out
+    assert "0.7200 [0.600, 0.900]" in out and "tf_efficientnet_lite0.in1k_F0_Af_Lb_Z0_seed2" in out
+    assert max(len(line) for line in out.splitlines()) > 80  # not cut to 80 columns
+
+    as_csv = _runs_output(monkeypatch, capsys, "--registry", str(path), "--format", "csv", "-k", "2")
+    frame = pd.read_csv(io.StringIO(as_csv))
+    assert frame["tag"].tolist() == [f"tf_efficientnet_lite0.in1k_F0_Af_Lb_Z0_seed{i}" for i in (2, 1)]
+    assert "configuration" in frame.columns  # csv and json carry every column
+    records = json.loads(_runs_output(monkeypatch, capsys, "--registry", str(path), "--format", "json",
+                                      "--columns", "tag,bal_acc"))
+    assert records[0] == {"tag": "tf_efficientnet_lite0.in1k_F0_Af_Lb_Z0_seed2", "balanced_accuracy": 0.72}

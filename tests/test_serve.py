@@ -647,6 +647,30 @@ def test_upload_too_large_to_decode_is_413_and_light_uploads_still_pass(predicto
     assert light_result["status"] == "ok"
 
 
+@pytest.mark.browser
+def test_page_hides_the_modality_choice_and_clear_all_when_they_do_nothing(browser, tmp_path: Path) -> None:
+    """`hidden` must win over `.field{display:grid}` and the button's display rule (it did not)."""
+    from playwright.sync_api import expect
+
+    from unifiedgender.inference.predictor import Predictor
+
+    predictor = Predictor.from_checkpoint(tiny_checkpoint(tmp_path, flag=False), device="cpu")
+    with BackgroundServer(create_app(predictor, LIMITS)) as running:
+        context = browser.new_context(viewport={"width": 1200, "height": 900})
+        page = context.new_page()
+        page.goto(running.url)
+        page.locator("#model-info code").wait_for()
+        expect(page.locator("#modality-field")).to_be_hidden()  # the model ignores modality
+        expect(page.locator("#clear")).to_be_hidden()  # no results yet
+        (tmp_path / "a.png").write_bytes(sample_images()["noise.png"])
+        page.set_input_files("#file-input", [str(tmp_path / "a.png")])
+        expect(page.locator("[data-testid=result][data-status=ok]")).to_have_count(1)
+        expect(page.locator("#clear")).to_be_visible()
+        page.click("#clear")
+        expect(page.locator("#clear")).to_be_hidden()
+        context.close()
+
+
 # ------------------------------------------------------------------------------------------------ load test
 @pytest.mark.slow
 def test_cli_server_under_load(checkpoint: Path) -> None:

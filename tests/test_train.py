@@ -92,7 +92,7 @@ def test_existing_run_folder_is_refused_unless_overwrite(manifests, tmp_path):
     out.mkdir()
     (out / "history.csv").write_text("old")
     result = invoke(*train_args(manifests, out, "simple_cnn_F0_An_Lb_Z0", "simple_cnn"))
-    assert isinstance(result.exception, UserError) and "already exists; pass --overwrite" in str(result.exception)
+    assert isinstance(result.exception, UserError) and "already exists (it holds history.csv); pass --overwrite" in str(result.exception)
     assert (out / "history.csv").read_text() == "old"
     result = invoke(*train_args(manifests, out, "simple_cnn_F0_An_Lb_Z0", "simple_cnn"), "--overwrite")
     assert result.exit_code == 0 and (out / "history.csv").read_text() != "old"
@@ -241,3 +241,41 @@ def test_a_matching_recipe_is_suggested_without_changing_anything(manifests, tmp
     assert result.exit_code == 0, result.output
     assert "tip: `--recipe unified` holds the settings validation chose" in result.output  # hands + faces
     assert yaml.safe_load((out / "config.yaml").read_text())["select_metric"] == "val_balanced_acc"
+
+
+@pytest.mark.parametrize("bad", ["manifest", "weights", "tag"])
+def test_a_failed_start_leaves_no_run_folder(manifests, tmp_path, bad):
+    out = tmp_path / "runs" / "run"
+    args = train_args(manifests, out, "simple_cnn_F0_An_Lb_Z0", "simple_cnn")
+    if bad == "manifest":
+        args[args.index("--train") + 1] = str(tmp_path / "missing.csv")
+    elif bad == "weights":
+        args += ["--weights", str(tmp_path / "missing.pth")]
+        args[args.index("--tag") + 1], args[args.index("--arch") + 1] = f"{TINY}_F0_An_Lb_Z0", "classifier"
+    else:
+        args[args.index("--tag") + 1] = "simple_cnn_F0_An_Lb_Z0_seedx"
+    result = invoke(*args)
+    assert isinstance(result.exception, UserError), result.output
+    assert not out.exists()  # nothing that would block the corrected rerun
+    fixed = invoke(*train_args(manifests, out, "simple_cnn_F0_An_Lb_Z0", "simple_cnn"))
+    assert fixed.exit_code == 0, fixed.output
+
+
+def test_a_start_that_never_trained_is_replaced_and_a_run_is_not(manifests, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "train.log").write_text("2026-01-01 00:00:00 run ... (killed while decoding)\n")
+    (out / "config.yaml").write_text("tag: old\n")
+    result = invoke(*train_args(manifests, out, "simple_cnn_F0_An_Lb_Z0", "simple_cnn"))
+    assert result.exit_code == 0, result.output
+    log = (out / "train.log").read_text()
+    assert "killed while decoding" not in log and "an earlier start there never trained" in log
+    again = invoke(*train_args(manifests, out, "simple_cnn_F0_An_Lb_Z0", "simple_cnn"))
+    assert isinstance(again.exception, UserError)
+    assert "already holds a run (last.pt); continue it with --resume auto" in str(again.exception)
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    refused = invoke(*train_args(manifests, foreign, "simple_cnn_F0_An_Lb_Z0", "simple_cnn"))
+    assert isinstance(refused.exception, UserError) and "(it holds notes.txt)" in str(refused.exception)
+    assert (foreign / "notes.txt").read_text() == "mine"

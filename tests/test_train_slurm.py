@@ -1,6 +1,8 @@
 """Slurm scripts: valid bash, every one calls `ugn`, the sweep picks the array task's tag (dry run)."""
 
 import os
+import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -18,10 +20,11 @@ def test_script_is_valid_bash_and_calls_ugn(script):
 def _dry_run(tmp_path, script, *args, **env):
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir(exist_ok=True)
+    full_path = env.pop("PATH", f"{fake_bin}:{os.environ['PATH']}")
     (fake_bin / "ugn").write_text("#!/bin/sh\n")
     (fake_bin / "ugn").chmod(0o755)
-    full_env = {**os.environ, "PATH": f"{fake_bin}:{os.environ['PATH']}", "UGN_DRY_RUN": "1",
-                "UGN_RUNS": str(tmp_path / "runs"), **env}
+    full_env = {**os.environ, "PATH": full_path, "UGN_DRY_RUN": "1",
+                "UGN_RUNS": str(tmp_path / "runs"), "SLURM_CPUS_PER_TASK": "8", **env}
     return subprocess.run(["bash", str(script), *args], capture_output=True, text=True, env=full_env, cwd=tmp_path)
 
 
@@ -31,12 +34,15 @@ def test_sweep_array_selects_the_tag_of_its_task(tmp_path):
     script = next(s for s in SCRIPTS if s.name == "sweep_array.sbatch")
     result = _dry_run(tmp_path, script, str(tags), "train.csv", "val.csv", "--epochs", "3", SLURM_ARRAY_TASK_ID="3")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["ugn", "train", "--tag", "x_F0_An_Lb_Z0", "--arch", "mag", "--train", "train.csv",
-                                     "--val", "val.csv", "--out", str(tmp_path / "runs" / "x_F0_An_Lb_Z0"), "--epochs", "3"]
-    (tmp_path / "runs" / "x_F0_An_Lb_Z0").mkdir(parents=True)
-    (tmp_path / "runs" / "x_F0_An_Lb_Z0" / "last.pt").write_bytes(b"")
-    resumed = _dry_run(tmp_path, script, str(tags), "train.csv", "val.csv", SLURM_ARRAY_TASK_ID="3")
-    assert "--resume" in resumed.stdout
+    assert result.stdout.split() == ["ugn", "train", "--resume", "auto", "--tag", "x_F0_An_Lb_Z0", "--arch", "mag",
+                                     "--train", "train.csv", "--val", "val.csv",
+                                     "--output", str(tmp_path / "runs" / "mag-x_F0_An_Lb_Z0"), "--workers", "8",
+                                     "--epochs", "3"]
+    # the same tag with another architecture is another run folder: a requeued task never continues another's run
+    tags.write_text("t_F0_Af_Lb_Z0 umcc\nt_F0_Af_Lb_Z0 classifier\n")
+    outs = {_dry_run(tmp_path, script, str(tags), "tr.csv", "va.csv", SLURM_ARRAY_TASK_ID=task).stdout.split()[13]
+            for task in ("1", "2")}
+    assert outs == {str(tmp_path / "runs" / "umcc-t_F0_Af_Lb_Z0"), str(tmp_path / "runs" / "classifier-t_F0_Af_Lb_Z0")}
     missing = _dry_run(tmp_path, script, str(tags), "train.csv", "val.csv", SLURM_ARRAY_TASK_ID="9")
     assert missing.returncode == 2 and "no tag on line 9" in missing.stderr
 
@@ -47,4 +53,62 @@ def test_one_node_script_runs_torchrun_with_one_process_per_gpu(tmp_path):
     assert result.returncode == 0, result.stderr
     words = result.stdout.split()
     assert words[:4] == ["torchrun", "--standalone", "--nproc_per_node", "4"] and words[4].endswith("/ugn")
+    assert words[5:8] == ["train", "--resume", "auto"] and words[words.index("--workers") + 1] == "2"  # 8 CPUs / 4 GPUs
     assert _dry_run(tmp_path, script, "only-a-tag").returncode == 2
+
+
+def test_one_node_script_without_nvidia_smi_says_so_instead_of_dying(tmp_path):
+    script = next(s for s in SCRIPTS if s.name == "train_1node.sbatch")
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    for tool in ("bash", "grep", "dirname"):  # a PATH without nvidia-smi: with pipefail it used to end the script (127)
+        (fake_bin / tool).symlink_to(shutil.which(tool))
+    result = _dry_run(tmp_path, script, "t_F0_Af_Lb_Z0", "umcc", "tr.csv", "va.csv", PATH=str(fake_bin))
+    assert result.returncode == 0, result.stderr
+    assert "no GPU visible" in result.stderr and result.stdout.split()[:4] == ["torchrun", "--standalone", "--nproc_per_node", "1"]
+
+
+def test_multinode_rendezvous_port_comes_from_the_job_id(tmp_path):
+    script = next(s for s in SCRIPTS if s.name == "train_multinode.sbatch")
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "scontrol").write_text("#!/bin/sh\necho node01\n")
+    (fake_bin / "scontrol").chmod(0o755)
+    ports = set()
+    for job in ("1234", "1235"):
+        result = _dry_run(tmp_path, script, "t_F0_Af_Lb_Z0", "umcc", "tr.csv", "va.csv", SLURM_JOB_ID=job,
+                          SLURM_JOB_NODELIST="node[01-02]", SLURM_NNODES="2", SLURM_GPUS_ON_NODE="4")
+        assert result.returncode == 0, result.stderr
+        ports.add(next(w for w in result.stdout.split() if w.startswith("node01:")))
+    assert ports == {"node01:21234", "node01:21235"}
+
+
+@pytest.mark.parametrize("script", [*SCRIPTS, *sorted((SCRIPTS[0].parents[1] / "experiments").glob("*.sh"))],
+                         ids=lambda p: p.name)
+def test_jobs_ask_for_a_warning_signal_and_requeue_and_say_to_make_logs(script):
+    text = script.read_text()
+    if "#SBATCH" not in text:
+        return  # common.sh
+    assert "#SBATCH --signal=B:USR1@120" in text and "#SBATCH --requeue" in text
+    assert "#SBATCH --output=logs/" in text and "mkdir -p logs" in text
+
+
+def test_requeueable_passes_the_signal_on_and_requeues_the_job(tmp_path):
+    """A real USR1 to the batch shell: the command gets TERM, exits 75 (as ugn train does), the job is requeued."""
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "scontrol").write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path / 'scontrol.txt'}\n")
+    (fake_bin / "scontrol").chmod(0o755)
+    child = tmp_path / "child.sh"
+    child.write_text("#!/bin/bash\ntrap 'echo got TERM; exit 75' TERM\necho started\nwhile :; do sleep 0.1; done\n")
+    child.chmod(0o755)
+    requeue = SCRIPTS[0].parent / "requeue.sh"
+    shell = subprocess.Popen(["bash", "-c", f"set -euo pipefail; source {requeue}; requeueable {child}; echo not reached"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "PATH": f"{fake_bin}:{os.environ['PATH']}", "SLURM_JOB_ID": "77"})
+    assert shell.stdout.readline().strip() == "started"
+    shell.send_signal(signal.SIGUSR1)
+    out, err = shell.communicate(timeout=30)
+    assert shell.returncode == 0, err
+    assert "got TERM" in out and "not reached" not in out
+    assert (tmp_path / "scontrol.txt").read_text().split() == ["requeue", "77"]

@@ -52,3 +52,18 @@ def ugn_command(*args: str) -> list[str]:
 def run_ugn(tmp_path: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run(ugn_command(*args), env=subprocess_env(tmp_path), capture_output=True, text=True,
                           timeout=timeout, cwd=tmp_path)
+
+
+def signal_at(cmd: list[str], tmp_path: Path, marker: str, sig: int, timeout: int = 120) -> tuple[int, str]:
+    """Run `cmd`; send `sig` to it once an output line contains `marker`; return (exit code, all output)."""
+    proc = subprocess.Popen(cmd, env=subprocess_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, cwd=tmp_path)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if marker in line:
+            proc.send_signal(sig)
+            break
+    seen += proc.stdout.readlines()
+    proc.wait(timeout=timeout)
+    return proc.returncode, "".join(seen)

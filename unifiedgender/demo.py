@@ -46,7 +46,7 @@ def run_demo(settings: DemoSettings, console: Console) -> dict:
     out = settings.out
     if out.exists() and any(out.iterdir()):
         if not settings.overwrite:
-            raise UserError(f"{out} already holds a demo run; pass --overwrite to replace it or --out to choose another folder")
+            raise UserError(f"{out} already holds a demo run; pass --overwrite to replace it or --output to choose another folder")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     manifest = sample_manifest_path()
@@ -68,11 +68,11 @@ def run_demo(settings: DemoSettings, console: Console) -> dict:
         "--train", str(splits / "train.csv"), "--val", str(splits / "val.csv"),
         "--epochs", str(settings.epochs), "--batch-size", "16", "--lr", "5e-4", "--image-size", str(settings.image_size),
         "--seed", str(settings.seed), "--pretrained", settings.pretrained, "--early-stop-patience", "0",
-        "--out", str(run),
+        "--output", str(run),
     ])
     _stage(console, timings, "4/5 evaluate on held-out subjects (threshold chosen on validation)", [
         "evaluate", str(run / "best.pt"), "--data", str(splits / "test.csv"),
-        "--threshold-from", str(run / "val_predictions.csv"), "--out", str(report), "--registry", str(registry),
+        "--threshold-from", str(run / "val_predictions.csv"), "--output", str(report), "--registry", str(registry),
     ])
     test_faces = _link_test_faces(splits / "test.csv", predict_dir)
     evaluation = json.loads((report / "report.json").read_text())

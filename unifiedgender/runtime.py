@@ -143,6 +143,14 @@ class Runtime:
         torch.distributed.all_gather_object(out, obj)
         return out
 
+    def any_rank(self, flag: bool) -> bool:
+        """True on every rank when `flag` is True on any rank (one small all-reduce; no collective alone)."""
+        if not self.distributed:
+            return flag
+        value = torch.tensor([1 if flag else 0], device=self.device)
+        torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+        return bool(value.item())
+
     def broadcast_object(self, obj: Any) -> Any:
         """Rank 0's `obj` on every rank."""
         if not self.distributed:

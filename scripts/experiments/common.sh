@@ -7,19 +7,24 @@
 #   OUT        results root (default experiments_output); each experiment writes OUT/NAME
 #   PROFILE    cpu (small, minutes on one core) | full (GPU settings); tiny (seconds, for tests only)
 #   SEED       split and training seed (default 0)
-#   WORKERS    ugn train --workers (default 1)
+#   WORKERS    ugn train --workers and compute threads (default: the booked CPUs, SLURM_CPUS_PER_TASK, else 1)
 #   DEVICE     ugn --device (default auto)
-#   OVERWRITE  1 = replace this experiment's previous output; otherwise an existing result stops the script
+#   OVERWRITE  1 = replace this experiment's previous output; otherwise a rerun writes OUT/NAME-2 (-3, ...) and
+#              the earlier results stay
+# Under Slurm (`--signal=B:USR1@120 --requeue`): USR1/TERM stop the running step (ugn train saves last.pt) and
+# requeue the job; the requeued job finds its folder (slurm_job in run_info.txt), skips the steps it finished
+# (steps_done.txt) and continues training with `ugn train --resume auto`.
 #   DRY_RUN    1 = print the ugn and helper commands instead of running them (only empty folders are made)
 set -euo pipefail
 
 EXP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$EXP_DIR/../slurm/requeue.sh"
 read -r -a UGN_CMD <<< "${UGN:-ugn}"
 UGN_DATA=${UGN_DATA:-../shared/data}
 OUT=${OUT:-experiments_output}
 PROFILE=${PROFILE:-cpu}
 SEED=${SEED:-0}
-WORKERS=${WORKERS:-1}
+WORKERS=${WORKERS:-${SLURM_CPUS_PER_TASK:-1}}
 DEVICE=${DEVICE:-auto}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$WORKERS} MKL_NUM_THREADS=${MKL_NUM_THREADS:-$WORKERS}
 
@@ -30,33 +35,53 @@ fi
 
 ugn() { if [ "${DRY_RUN:-0}" = 1 ]; then echo "ugn $*"; else "${UGN_CMD[@]}" "$@"; fi; }
 
-# start_experiment NAME: make OUT/NAME (refused if it holds results, unless OVERWRITE=1) and start the clock.
+# start_experiment NAME: make OUT/NAME and start the clock. Earlier results there are kept: the run goes to
+# OUT/NAME-2 (-3, ...) instead, unless OVERWRITE=1. A requeued Slurm job continues the folder it started.
 start_experiment() {
-  EXP=$OUT/$1
-  if [ "${DRY_RUN:-0}" = 1 ]; then EXP_START=$(date +%s); return; fi
-  if [ -e "$EXP" ] && [ -n "$(ls -A "$EXP" 2>/dev/null)" ]; then
-    if [ "${OVERWRITE:-0}" = 1 ]; then rm -rf "$EXP"; else
-      echo "$EXP exists: set OVERWRITE=1 to replace it" >&2; exit 2; fi
-  fi
-  mkdir -p "$EXP"
   EXP_START=$(date +%s)
+  if [ "${SLURM_RESTART_COUNT:-0}" != 0 ]; then
+    for EXP in "$OUT/$1" "$OUT/$1"-*; do
+      if grep -qx "slurm_job: ${SLURM_JOB_ID:-}" "$EXP/run_info.txt" 2>/dev/null; then
+        echo "requeued (restart $SLURM_RESTART_COUNT): continuing $EXP" >&2
+        echo "requeued: $(date -u +%FT%TZ)" >> "$EXP/run_info.txt"; return
+      fi
+    done
+  fi
+  EXP=$OUT/$1
+  if [ -n "$(ls -A "$EXP" 2>/dev/null)" ]; then
+    if [ "${OVERWRITE:-0}" = 1 ]; then
+      [ "${DRY_RUN:-0}" = 1 ] || rm -rf "$EXP"
+    else
+      local n=2
+      while [ -n "$(ls -A "$OUT/$1-$n" 2>/dev/null)" ]; do n=$((n + 1)); done
+      echo "$EXP holds earlier results (kept); this run writes $OUT/$1-$n (OVERWRITE=1 replaces $EXP instead)" >&2
+      EXP=$OUT/$1-$n
+    fi
+  fi
+  if [ "${DRY_RUN:-0}" = 1 ]; then return; fi
+  mkdir -p "$EXP"
   { echo "experiment: $1"; echo "profile: $PROFILE"; echo "seed: $SEED"; echo "started: $(date -u +%FT%TZ)";
     echo "host: $(hostname)"; echo "cpu: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ //')";
     echo "threads: OMP_NUM_THREADS=$OMP_NUM_THREADS"; echo "device: $DEVICE";
-    command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L | sed 's/^/gpu: /' || true; } > "$EXP/run_info.txt"
+    if [ -n "${SLURM_JOB_ID:-}" ]; then echo "slurm_job: $SLURM_JOB_ID"; fi
+    if command -v nvidia-smi >/dev/null 2>&1; then nvidia-smi -L 2>/dev/null | sed 's/^/gpu: /' || true; fi; } > "$EXP/run_info.txt"
 }
 
-# timed LABEL CMD...: run CMD, append "LABEL seconds" to run_info.txt and the exact command to commands.sh.
+# timed LABEL CMD...: run CMD (requeueable), append "LABEL seconds" to run_info.txt, the exact command to
+# commands.sh and, once it succeeded, to steps_done.txt (a requeued job skips those).
 timed() {
   local label=$1; shift
   if [ "${DRY_RUN:-0}" = 1 ]; then
     [ "$1" = ugn ] || { echo "$*"; return; }
     "$@"; return
   fi
-  printf '%q ' "$@" >> "$EXP/commands.sh"; echo >> "$EXP/commands.sh"
+  local command; command=$(printf '%q ' "$@")
+  if grep -qxF "$command" "$EXP/steps_done.txt" 2>/dev/null; then echo "done before the requeue: $label" >&2; return; fi
+  echo "$command" >> "$EXP/commands.sh"
   local t0; t0=$(date +%s)
-  "$@"
+  if [ "$1" = ugn ]; then shift; requeueable "${UGN_CMD[@]}" "$@"; else requeueable "$@"; fi
   echo "time_${label}_s: $(( $(date +%s) - t0 ))" >> "$EXP/run_info.txt"
+  echo "$command" >> "$EXP/steps_done.txt"
 }
 
 finish_experiment() {
@@ -106,15 +131,15 @@ train_eval_recipe() {
   local run=$1 recipe=$2 train=$3 val=$4 test=$5; shift 5
   recipe_flags
   timed "train_$run" ugn train --recipe "$recipe" --train "$train" --val "$val" \
-    --out "$EXP/$run" --seed "$SEED" --workers "$WORKERS" --device "$DEVICE" \
+    --output "$EXP/$run" --resume auto --seed "$SEED" --workers "$WORKERS" --device "$DEVICE" \
     --cache memory --log-every-steps 50 ${RECIPE_FLAGS[@]+"${RECIPE_FLAGS[@]}"} "$@"
   timed "evaluate_${run}_val" ugn evaluate "$EXP/$run/best.pt" --data "$val" --seed "$SEED" --device "$DEVICE" \
-    --out "$EXP/$run/val_report" --no-registry --no-plots
+    --output "$EXP/$run/val_report" --no-registry --no-plots
   timed "evaluate_${run}_val_tta" ugn evaluate "$EXP/$run/best.pt" --data "$val" --tta --seed "$SEED" \
-    --device "$DEVICE" --out "$EXP/$run/val_report_tta" --no-registry --no-plots
+    --device "$DEVICE" --output "$EXP/$run/val_report_tta" --no-registry --no-plots
   timed "evaluate_$run" ugn evaluate "$EXP/$run/best.pt" --data "$test" --tta \
     --threshold-from "$val" --seed "$SEED" --device "$DEVICE" \
-    --out "$EXP/$run/report" --registry "$EXP/registry.csv"
+    --output "$EXP/$run/report" --registry "$EXP/registry.csv"
 }
 
 # classifier_run RUN RECIPE TRAIN VAL TEST: RUN `recipe` trains with `--recipe RECIPE` (train_eval_recipe); any
@@ -132,9 +157,9 @@ classifier_run() {
 train_eval() {
   local run=$1 tag=$2 arch=$3 train=$4 val=$5 test=$6; shift 6
   timed "train_$run" ugn train --tag "$tag" --arch "$arch" --train "$train" --val "$val" \
-    --out "$EXP/$run" --seed "$SEED" --workers "$WORKERS" --device "$DEVICE" \
+    --output "$EXP/$run" --resume auto --seed "$SEED" --workers "$WORKERS" --device "$DEVICE" \
     --cache memory --early-stop-patience 0 --log-every-steps 50 "$@"
   timed "evaluate_$run" ugn evaluate "$EXP/$run/best.pt" --data "$test" \
     --threshold-from "$EXP/$run/val_predictions.csv" --seed "$SEED" --device "$DEVICE" \
-    --out "$EXP/$run/report" --registry "$EXP/registry.csv" --tag "$tag"
+    --output "$EXP/$run/report" --registry "$EXP/registry.csv" --tag "$tag"
 }

@@ -7,11 +7,14 @@
 # Runs (RUNS; default "lite0 recipe"): lite0 (EfficientNet-Lite0, ImageNet, offline), mobilenet_v2
 # (torchvision V1), recipe (`ugn train --recipe face`, evaluated with mirror TTA).
 # Usage: PROFILE=cpu|full [RUNS="lite0 recipe"] [CAP=2] [SUBJECTS=all|N] bash scripts/experiments/faces.sh
+# On Slurm: mkdir -p logs && [VARS=...] sbatch scripts/experiments/faces.sh (the log goes to logs/, which must exist)
 #SBATCH --job-name=ugn-faces
 #SBATCH --nodes=1
 #SBATCH --gpus-per-node=1
 #SBATCH --cpus-per-task=8
 #SBATCH --time=04:00:00
+#SBATCH --signal=B:USR1@120
+#SBATCH --requeue
 #SBATCH --output=logs/%x-%j.out
 set -euo pipefail
 HERE=$(dirname "$0")   # under sbatch the script runs from a spool copy: find common.sh from the submit folder

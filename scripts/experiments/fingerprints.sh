@@ -6,11 +6,14 @@
 #   mobilenet_v2  torchvision MobileNetV2 IMAGENET1K_V1 classifier (issue 8's baseline; UGN_WEIGHTS_DIR or online)
 #   recipe        `ugn train --recipe fingerprint` (the tool's suggested settings), evaluated with mirror TTA
 # Usage: PROFILE=cpu|full [RUNS="simple_cnn lite0"] [SEED=0] bash scripts/experiments/fingerprints.sh
+# On Slurm: mkdir -p logs && [VARS=...] sbatch scripts/experiments/fingerprints.sh (the log goes to logs/, which must exist)
 #SBATCH --job-name=ugn-fingerprints
 #SBATCH --nodes=1
 #SBATCH --gpus-per-node=1
 #SBATCH --cpus-per-task=8
 #SBATCH --time=04:00:00
+#SBATCH --signal=B:USR1@120
+#SBATCH --requeue
 #SBATCH --output=logs/%x-%j.out
 set -euo pipefail
 HERE=$(dirname "$0")   # under sbatch the script runs from a spool copy: find common.sh from the submit folder

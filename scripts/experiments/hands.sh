@@ -5,11 +5,14 @@
 # mobilenet_v2 (torchvision IMAGENET1K_V1; UGN_WEIGHTS_DIR or online), recipe (`ugn train --recipe hand`,
 # evaluated with mirror TTA).
 # Usage: PROFILE=cpu|full [RUNS="lite0 recipe"] [SEED=0] bash scripts/experiments/hands.sh
+# On Slurm: mkdir -p logs && [VARS=...] sbatch scripts/experiments/hands.sh (the log goes to logs/, which must exist)
 #SBATCH --job-name=ugn-hands
 #SBATCH --nodes=1
 #SBATCH --gpus-per-node=1
 #SBATCH --cpus-per-task=8
 #SBATCH --time=02:00:00
+#SBATCH --signal=B:USR1@120
+#SBATCH --requeue
 #SBATCH --output=logs/%x-%j.out
 set -euo pipefail
 HERE=$(dirname "$0")   # under sbatch the script runs from a spool copy: find common.sh from the submit folder

@@ -10,11 +10,14 @@
 # fingerprints.sh / hands.sh / faces.sh for those.)
 # Usage: SETUP=resnet18|efficientnet_v2_s|resnet50_head [DATASET=hands|faces|fingerprints] [WEIGHTS=file]
 #        PROFILE=cpu|full bash scripts/experiments/seed_setups.sh
+# On Slurm: mkdir -p logs && [VARS=...] sbatch scripts/experiments/seed_setups.sh (the log goes to logs/, which must exist)
 #SBATCH --job-name=ugn-seed-setups
 #SBATCH --nodes=1
 #SBATCH --gpus-per-node=1
 #SBATCH --cpus-per-task=8
 #SBATCH --time=04:00:00
+#SBATCH --signal=B:USR1@120
+#SBATCH --requeue
 #SBATCH --output=logs/%x-%j.out
 set -euo pipefail
 HERE=$(dirname "$0")   # under sbatch the script runs from a spool copy: find common.sh from the submit folder

@@ -7,11 +7,14 @@
 # Backbone: BACKBONE (cpu default tf_efficientnet_lite0.in1k, offline; full default tf_efficientnetv2_s.in1k as
 # in UnifiedGenderNet, which needs network access or WEIGHTS=path to its ImageNet file).
 # Usage: PROFILE=cpu|full [RUNS="umcc mag recipe"] [SUBJECTS=400] bash scripts/experiments/unified.sh
+# On Slurm: mkdir -p logs && [VARS=...] sbatch scripts/experiments/unified.sh (the log goes to logs/, which must exist)
 #SBATCH --job-name=ugn-unified
 #SBATCH --nodes=1
 #SBATCH --gpus-per-node=1
 #SBATCH --cpus-per-task=8
 #SBATCH --time=06:00:00
+#SBATCH --signal=B:USR1@120
+#SBATCH --requeue
 #SBATCH --output=logs/%x-%j.out
 set -euo pipefail
 HERE=$(dirname "$0")   # under sbatch the script runs from a spool copy: find common.sh from the submit folder
@@ -57,7 +60,7 @@ for run in $RUNS; do
   for modality in hand face; do   # per modality, from the predictions already made (no second forward pass)
     timed "evaluate_${run}_$modality" ugn evaluate --predictions "$EXP/$run/report/predictions.csv" \
       --modality "$modality" --threshold-from "$val_predictions" --seed "$SEED" \
-      --out "$EXP/$run/report_$modality" --no-registry
+      --output "$EXP/$run/report_$modality" --no-registry
   done
 done
 finish_experiment

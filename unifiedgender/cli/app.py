@@ -5,17 +5,65 @@ from __future__ import annotations
 import sys
 
 import typer
+from typer.core import TyperGroup
 
 from unifiedgender import __version__
 from unifiedgender.cli import bench, convert, crop, data, demo, download, evaluate, export, predict, serve, train
-from unifiedgender.errors import UserError
+from unifiedgender.errors import Preempted, UserError
+
+HELP_NAMES = ("-h", "--help")
+TYPE_NAMES = {int: "INTEGER", float: "FLOAT", str: "TEXT"}
+
+
+def tidy_help(command) -> None:
+    """Clean help for `command` and everything below it: flags show no `<bool>`, values show INTEGER, FLOAT, TEXT
+    or PATH instead of `<int>`, `<list[str]>` ..., and a written-out "[default: X]" (the real default of an option
+    whose value None means "from the config") is escaped so that rich markup does not swallow it."""
+    from typing import get_args
+
+    for param in getattr(command, "params", ()):
+        if param.help and "[default: " in param.help and "\\[default: " not in param.help:
+            param.help = param.help.replace("[default: ", "\\[default: ")
+        descriptor = getattr(param, "type_descriptor", None)  # newer typer; older ones print click's metavars
+        if descriptor is None or param.metavar is not None:
+            continue
+        if param.param_type_name == "argument":
+            param.metavar = param.name.upper()
+            continue
+        element = (get_args(descriptor.annotation) or (descriptor.annotation,))[0] if descriptor.is_list else descriptor.annotation
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+        elif descriptor.is_path:
+            param.metavar = "PATH"
+        elif not descriptor.is_choice and element in TYPE_NAMES:
+            param.metavar = TYPE_NAMES[element]
+    if getattr(command, "_help_option", False) is None:  # typer builds --help lazily; build it now to tidy it
+        help_option = command.get_help_option(command.context_class(command, help_option_names=list(HELP_NAMES)))
+        if help_option is not None:
+            help_option.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        tidy_help(sub)
+
+
+class UgnGroup(TyperGroup):
+    """The root command group; tidies the help of every command once it is built."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        tidy_help(self)
+
+    def format_help(self, ctx, formatter) -> None:
+        tidy_help(self)  # typer adds the completion options after __init__
+        super().format_help(ctx, formatter)
+
 
 app = typer.Typer(
     name="ugn",
+    cls=UgnGroup,
     help="Train, evaluate and use sex/gender classifiers on hands, faces, fingerprints and finger flutings.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings={"help_option_names": list(HELP_NAMES)},
 )
 
 
@@ -50,6 +98,9 @@ def main() -> None:
     """Console entry point: user errors become one line on stderr and exit code 2."""
     try:
         code = app(standalone_mode=False)
+    except Preempted as exc:
+        typer.echo(str(exc), err=True)
+        sys.exit(exc.exit_code)
     except UserError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         sys.exit(exc.exit_code)

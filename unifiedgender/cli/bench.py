@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from unifiedgender.cli.options import device_option
+
 app = typer.Typer(no_args_is_help=True)
 
 
@@ -17,19 +19,19 @@ def bench_train(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size [default: 256 on GPU, 16 on CPU]."),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="Input size [default: 224 on GPU, 64 on CPU]."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Timed steps per path [default: 50 on GPU, 5 on CPU]."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | mps."),
+    device: str = device_option(),
     precision: str = typer.Option("auto", "--precision", help="auto | bf16 | fp16 | fp32."),
     workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader workers for the PIL path [default: 4 on GPU, 2 on CPU]."),
     source_size: int = typer.Option(512, "--source-size", help="Side of the synthetic JPEGs the pipelines decode."),
     rounds: int = typer.Option(2, "--rounds", help="Interleaved rounds (a, b, c, a, b, c ...); the best of each path counts."),
 ) -> None:
     """Training images/s: (a) synthetic tensors, (b) decoded cache + device augmentation, (c) PIL + DataLoader."""
-    from rich.console import Console
     from rich.table import Table
 
+    from unifiedgender.cli.render import make_console
     from unifiedgender.training.bench import run_train_bench
 
-    console = Console()
+    console = make_console()
     report = run_train_bench(arch, backbone, batch_size, image_size, steps, device, precision, workers,
                              rounds=rounds, source_size=source_size, log=lambda m: console.print(m, highlight=False))
     labels = {"synthetic": "(a) synthetic tensors on the device", "project": "(b) decoded cache + device augmentation",
@@ -60,9 +62,9 @@ def predict(
 ) -> None:
     """Images/s of ugn predict (PyTorch and onnxruntime engines) vs. open-transform-forward one image at a time."""
     import torch
-    from rich.console import Console
     from rich.table import Table
 
+    from unifiedgender.cli.render import make_console
     from unifiedgender.inference.bench import bench_images, run_predict_benchmark
 
     if threads is not None:
@@ -79,7 +81,7 @@ def predict(
     for engine, speed in result.engines_images_per_s.items():
         table.add_row(f"ugn predict, engine {engine}, batch {result.batch_size}, {result.workers} decoders", f"{speed:.1f}",
                       f"{result.speedup(engine):.2f}x")
-    console = Console()
+    console = make_console()
     console.print(table)
     console.print(f"best of {result.rounds} alternating rounds; max |prob difference| vs. baseline {result.max_abs_diff:.1e}",
                   highlight=False)

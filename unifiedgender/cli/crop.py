@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from unifiedgender.cli.options import device_option
+
 
 def crop(
     input_path: Path = typer.Argument(..., metavar="INPUT", help="Folder of images (searched recursively) or a manifest .csv."),
@@ -18,7 +20,7 @@ def crop(
     dilate: int = typer.Option(5, "--dilate", help="Dilate the mask by a disk of this radius in pixels."),
     point_spacing: float = typer.Option(0.1, "--point-spacing", help="With --points 5: distance of the outer points, as a fraction of the shorter side."),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="SAM2 input size (default: the config's 1024)."),
-    device: str = typer.Option("auto", "--device", help="auto (GPU when present), cpu, cuda or cuda:N."),
+    device: str = device_option(),
     save_masks: bool = typer.Option(False, "--save-masks", help="Also write the kept mask as masks/<path>.png."),
     preview: bool = typer.Option(False, "--preview", help="Also write previews/<path>.png with the mask and box drawn."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo crops already written instead of skipping them."),

@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from unifiedgender.cli.options import old_output_option, pick_output
+
 app = typer.Typer(no_args_is_help=True)
 
 FORMATS = ("hagrid-derived", "imagefolder", "socofing", "utkface", "lfw", "11k-hands", "adience", "celeba")  # keep in step with IMPORTERS
@@ -82,7 +84,7 @@ def split_command(
         None, help="train,val or train,val,test fractions summing to 1 [default: 0.8,0.2]; with --by-column, "
                    "train,val of the rows outside the test fold."),
     seed: int = typer.Option(0, help="Random seed; the same seed gives the same split."),
-    outdir: Optional[Path] = typer.Option(None, "-o", "--outdir",
+    output: Optional[Path] = typer.Option(None, "-o", "--output",
                                           help="Folder for train.csv, val.csv[, test.csv] (default: <manifest>_split/)."),
     by_column: Optional[str] = typer.Option(
         None, "--by-column", help="Split by this column: its values name the sides (e.g. CelebA's split), or "
@@ -90,6 +92,7 @@ def split_command(
     test_fold: Optional[str] = typer.Option(None, "--test-fold", help="With --by-column: the value that is the test side."),
     folds: bool = typer.Option(False, "--folds", help="With --by-column: every value once as the test side, "
                                                       "written to OUTDIR/fold_<value>/."),
+    outdir_old: Optional[Path] = old_output_option("--outdir"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing split files."),
 ) -> None:
     """Split by subject (and duplicate-content group), stratified by gender and modality; deterministic per seed.
@@ -99,6 +102,7 @@ def split_command(
     from unifiedgender.data.split import parse_ratios, split_manifest, split_table, split_warnings, write_splits
     from unifiedgender.errors import UserError
 
+    outdir = pick_output(output, outdir_old, "--outdir")
     parsed = parse_ratios(ratios or "0.8,0.2")
     target = outdir if outdir is not None else manifest.with_name(f"{manifest.stem}_split")
     if by_column is None:

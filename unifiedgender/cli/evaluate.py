@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from unifiedgender.cli.options import device_option, old_output_option, pick_output
+from unifiedgender.cli.progress import ImageProgress
 from unifiedgender.decision import THRESHOLD_POLICIES  # standard library only
 
 DEFAULT_REGISTRY = Path("metrics/final_metrics_with_full_configurations.csv")
@@ -19,7 +21,8 @@ def evaluate(
         None, "--predictions", "-p", help="Evaluate an existing predictions table instead of a checkpoint."
     ),
     modality: Optional[list[str]] = typer.Option(None, "--modality", "-m", help="Evaluate only this modality (repeatable)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: reports/CHECKPOINT__DATA or reports/PREDICTIONS)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Report folder (default: reports/CHECKPOINT__DATA or reports/PREDICTIONS)."),
+    out_old: Optional[Path] = old_output_option("--out"),
     threshold: Optional[float] = typer.Option(
         None, "--threshold", help="Fixed threshold on P(male) [default: the checkpoint's stored threshold; 0.5 for a table]."
     ),
@@ -45,12 +48,11 @@ def evaluate(
     tta: bool = typer.Option(
         False, "--tta", help="Average P(male) over each image and its mirror image (with CHECKPOINT; also for a --threshold-from manifest)."
     ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps (with CHECKPOINT)."),
+    device: str = device_option(),
 ) -> None:
     """Evaluate a checkpoint on a manifest (or an existing predictions table): metrics with subject-bootstrap CIs,
     subject-level results, fairness by group, report folder and one run-registry row."""
-    from rich.console import Console
-
+    from unifiedgender.cli.render import make_console
     from unifiedgender.decision import Threshold, check_threshold
     from unifiedgender.errors import UserError
     from unifiedgender.evaluation.evaluate import evaluate_predictions, labelled
@@ -76,14 +78,15 @@ def evaluate(
         raise UserError("--tta needs a CHECKPOINT to predict with; a --predictions table is evaluated as it is")
     if threshold_method not in THRESHOLD_METHODS:
         raise UserError(f"--threshold-method '{threshold_method}': use one of {', '.join(THRESHOLD_METHODS)}")
+    out = pick_output(output, out_old, "--out")
     modalities = _check_modalities(modality)
     edges = parse_age_buckets(age_buckets)
-    console = Console(stderr=False)
+    console = make_console()
 
     if out is None:
         out = Path("reports") / (f"{checkpoint.stem}__{data.stem}" if checkpoint is not None else predictions.stem)
     if out.exists() and not overwrite:
-        raise UserError(f"{out} already exists; pass --overwrite or choose another --out folder")
+        raise UserError(f"{out} already exists; pass --overwrite or choose another --output folder")
 
     run: dict = {"tag": tag, "train_dataset": train_dataset, "category": "evaluation"}
     train_manifest = train_dataset  # where the majority-class baseline's class comes from, when readable
@@ -167,7 +170,12 @@ def _predict(predictor, checkpoint: Path, manifest_path: Path, modalities: tuple
         if manifest.empty:
             raise UserError(f"{manifest_path}: no rows with modality {', '.join(modalities)}; check --modality")
     console.print(f"predicting {len(manifest)} images of {manifest_path} with {checkpoint}{' (mirror TTA)' if predictor.tta else ''}")
-    return predict_manifest(predictor, manifest)
+    progress = ImageProgress("predicting")
+    progress.start(len(manifest))
+    try:
+        return predict_manifest(predictor, manifest, on_record=progress.record)
+    finally:
+        progress.stop()
 
 
 def _validation_table(path: Path, predictor, checkpoint: Path | None, modalities: tuple[str, ...] | None, console, tta: bool):
@@ -242,11 +250,11 @@ def _split_name(frame, path: Path) -> str:
 
 def print_summary(report: dict, console) -> None:
     """Rich terminal summary: metrics with CIs (images and subjects), baseline, exclusions, fairness gaps."""
+    from rich.markup import escape
     from rich.table import Table
 
-    from rich.markup import escape
-
     from unifiedgender.decision import Threshold
+    from unifiedgender.evaluation.fairness import MIN_CI_SUBJECTS
     from unifiedgender.evaluation.metrics import METRIC_NAMES
 
     data, threshold = report["data"], Threshold(**report["threshold"])
@@ -277,21 +285,22 @@ def print_summary(report: dict, console) -> None:
         f"[dim]baseline: always '{image['baseline']['majority_class']}' (majority class of the "
         f"{image['baseline']['majority_class_from']})[/]"
     )
-    fairness = Table(title="Fairness by group (95% CI); gaps = max - min over groups")
-    for column in ("attribute", "group", "n", "balanced acc.", "TPR", "FPR", "AUC", "selection rate"):
+    fairness = Table(title=f"Fairness by group (95% CI); gaps = max - min over groups; groups under {MIN_CI_SUBJECTS} "
+                           "subjects are too small for an interval")
+    for column in ("attribute", "group", "images", "subjects", "balanced acc.", "TPR", "FPR", "AUC", "selection rate"):
         fairness.add_column(column, justify="left" if column in ("attribute", "group") else "right")
+    metrics = ("balanced_accuracy", "tpr", "fpr", "roc_auc", "selection_rate")
     for attribute, entry in report["fairness"].items():
         for group, v in entry["groups"].items():
+            small = v.get("too_small", False)
             fairness.add_row(
-                attribute, group, str(v["n"]),
-                *(f"{_f(v[m])} {_ci(v[m + '_ci'])}" for m in ("balanced_accuracy", "tpr", "fpr", "roc_auc", "selection_rate")),
+                attribute, escape(group) + (" [yellow](too small)[/]" if small else ""), str(v["n"]), str(v["n_subjects"]),
+                *(_f(v[m]) if small else f"{_f(v[m])} {_ci(v[m + '_ci'])}" for m in metrics),
             )
         gaps = entry["difference"]
+        fairness.add_row(attribute, "[bold]gap[/]", "", "", *(_f(gaps[m]) for m in metrics))
         fairness.add_row(
-            attribute, "[bold]gap[/]", "", *(_f(gaps[m]) for m in ("balanced_accuracy", "tpr", "fpr", "roc_auc", "selection_rate")),
-        )
-        fairness.add_row(
-            attribute, "[dim]DP / EO diff.[/]", "",
+            attribute, "[dim]DP / EO diff.[/]", "", "",
             f"{_f(entry['demographic_parity_difference'])} / {_f(entry['equalized_odds_difference'])}", "", "", "", "",
             end_section=True,
         )
@@ -317,6 +326,9 @@ def _ci(ci) -> str:
     return "" if not ci or ci[0] is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
+RUN_FORMATS = ("table", "csv", "json")
+
+
 def runs(
     arch: Optional[str] = typer.Option(None, "--arch", help="Keep runs whose arch or tag contains this."),
     modality: Optional[str] = typer.Option(None, "--modality", help="Keep runs whose modality contains this."),
@@ -326,29 +338,48 @@ def runs(
     k: int = typer.Option(10, "-k", "--top", min=1, help="How many runs to show."),
     ascending: bool = typer.Option(False, "--ascending", help="Lowest first (for losses such as log_loss)."),
     registry: Path = typer.Option(DEFAULT_REGISTRY, "--registry", help="Run registry CSV (ours or UnifiedGenderNet's)."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table (readable columns) | csv | json (every column)."),
+    columns: Optional[str] = typer.Option(None, "--columns", "-c", help="Comma-separated registry columns to show instead."),
 ) -> None:
-    """Print the best runs of the run registry as a table."""
-    from rich.console import Console
-    from rich.table import Table
+    """Print the best runs of the run registry: a table, or CSV/JSON for scripts."""
+    from unifiedgender.cli.render import make_console
+    from unifiedgender.errors import UserError
+    from unifiedgender.evaluation.registry import best_runs, read_registry, run_columns
 
-    from unifiedgender.evaluation.registry import best_runs, read_registry
-
+    if fmt not in RUN_FORMATS:
+        raise UserError(f"--format '{fmt}': use one of {', '.join(RUN_FORMATS)}")
     df = read_registry(registry)
     top = best_runs(df, sort=sort, k=k, arch=arch, modality=modality, dataset=dataset, category=category, ascending=ascending)
-    console = Console()
+    chosen = run_columns(top, sort, columns.split(",") if columns else None, readable=fmt == "table")
+    if fmt == "csv":
+        typer.echo(top[chosen].to_csv(index=False), nl=False)
+        return
+    if fmt == "json":
+        typer.echo(top[chosen].to_json(orient="records", indent=2))
+        return
+    console = make_console()
     if top.empty:
         console.print(f"no runs in {registry} match the filters")
         return
-    wanted = ["tag", "arch", "category", "modality", "test_dataset", sort, f"{sort}_ci_low", f"{sort}_ci_high"]
-    wanted += [c for c in ("accuracy", "balanced_accuracy", "roc_auc", "mean_acc", "date") if c != sort]
-    columns = [c for c in dict.fromkeys(wanted) if c in top.columns]
-    table = Table(title=f"Best {len(top)} of {len(df)} runs by {sort} ({registry})")
+    console.print(_runs_table(top, chosen, sort, title=f"Best {len(top)} of {len(df)} runs by {sort} ({registry})"))
+
+
+def _runs_table(top, columns: list[str], sort: str, title: str):
+    """Rank, the chosen columns, and the sort metric with its 95% CI in one cell."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right")
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(f"{column} [95% CI]" if column == sort and f"{sort}_ci_low" in top.columns else column,
+                         justify="right" if top[column].dtype.kind in "iuf" else "left")
     for rank, (_, row) in enumerate(top.iterrows(), start=1):
-        table.add_row(str(rank), *(_cell_text(row[c]) for c in columns))
-    console.print(table)
+        cells = [_cell_text(row[c]) for c in columns]
+        if sort in columns and f"{sort}_ci_low" in top.columns and row[f"{sort}_ci_low"] == row[f"{sort}_ci_low"]:
+            i = columns.index(sort)
+            cells[i] += f" [{row[f'{sort}_ci_low']:.3f}, {row[f'{sort}_ci_high']:.3f}]"
+        table.add_row(str(rank), *cells)
+    return table
 
 
 def _cell_text(value) -> str:

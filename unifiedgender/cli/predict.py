@@ -7,10 +7,9 @@ from typing import Any, Optional
 
 import typer
 
+from unifiedgender.cli.options import device_option
+from unifiedgender.cli.progress import ImageProgress
 from unifiedgender.decision import THRESHOLD_POLICIES  # standard library only
-
-PLAIN_LOG_EVERY_S = 10.0
-
 
 def predict(
     inputs: list[str] = typer.Argument(..., metavar="PATH...", help="Image files, folders, globs or a manifest .csv."),
@@ -35,7 +34,7 @@ def predict(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
     annotate: Optional[Path] = typer.Option(None, "--annotate", help="Folder for copies with label and confidence drawn on."),
     contact_sheet: Optional[Path] = typer.Option(None, "--contact-sheet", help="PNG grid of thumbnails with predictions."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+    device: str = device_option(),
     engine: str = typer.Option(
         "auto", "--engine", help="auto (onnxruntime on a CPU, PyTorch on a GPU), torch or onnxruntime."
     ),
@@ -46,7 +45,7 @@ def predict(
 
     if threshold is not None and threshold_policy is not None:
         raise UserError("--threshold and --threshold-policy exclude each other; pass one")
-    reporter = _Reporter(print_records=output is None)
+    reporter = ImageProgress("predicting", print_records=output is None)
     try:
         summary = run_predict(
             inputs, checkpoint, modality=modality, recursive=recursive, batch_size=batch_size, workers=workers,
@@ -60,59 +59,13 @@ def predict(
         raise typer.Exit(1)
 
 
-class _Reporter:
-    """A rich progress bar on a terminal, plain log lines otherwise; records echoed when there is no -o."""
-
-    def __init__(self, print_records: bool) -> None:
-        self.print_records = print_records
-        self.progress: Any = None
-        self.task: Any = None
-        self.done = 0
-        self.total = 0
-        self.last_log = 0.0
-
-    def start(self, total: int) -> None:
-        import time
-
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.total, self.last_log = total, time.monotonic()
-        console = Console(stderr=True)
-        if console.is_terminal:
-            self.progress = Progress(
-                TextColumn("predicting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
-            )
-            self.progress.start()
-            self.task = self.progress.add_task("predict", total=total)
-        else:
-            typer.echo(f"predicting {total} images", err=True)
-
-    def record(self, record: dict[str, Any]) -> None:
-        import time
-
-        self.done += 1
-        if self.print_records:
-            text = f"{record['label']}\t{record['confidence']:.3f}" if record["status"] == "ok" else "failed\t"
-            line = f"{text}\t{record['path']}" + ("" if record["status"] == "ok" else f"\t{record['status']}")
-            (self.progress.console.print(line, markup=False, highlight=False) if self.progress else typer.echo(line))
-        if self.progress is not None:
-            self.progress.advance(self.task)
-        elif time.monotonic() - self.last_log >= PLAIN_LOG_EVERY_S:
-            self.last_log = time.monotonic()
-            typer.echo(f"{self.done}/{self.total} images", err=True)
-
-    def stop(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-
 def _render_summary(summary: Any) -> None:
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    console = Console(stderr=True)
+    from unifiedgender.cli.render import make_console
+
+    console = make_console(stderr=True)
     table = Table(title=f"ugn predict · {summary.model} · {summary.engine}", show_header=False)
     table.add_column(style="bold")
     table.add_column()

@@ -1,7 +1,8 @@
-"""Rendering helpers shared by CLI commands: pandas frames as rich tables, import reports."""
+"""Rendering helpers shared by CLI commands: the console, pandas frames as rich tables, import reports."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,7 +15,18 @@ if TYPE_CHECKING:
     from unifiedgender.data.dedup import DuplicateReport
     from unifiedgender.data.importers.base import ImportResult
 
-console = Console()
+PIPE_WIDTH = 1000  # without a terminal, lines are as long as their content: tables are not cut to 80 columns
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A rich console; piped or logged (Slurm) output gets full-width tables instead of rich's 80 columns."""
+    console = Console(stderr=stderr)
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console = Console(stderr=stderr, width=PIPE_WIDTH)
+    return console
+
+
+console = make_console()
 
 
 def print_table(df: "pd.DataFrame", title: str | None = None) -> None:

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from unifiedgender.cli.options import device_option
 from unifiedgender.decision import THRESHOLD_POLICIES  # standard library only
 
 
@@ -17,7 +18,7 @@ def serve(
     max_upload_mb: float = typer.Option(10.0, min=0.01, help="Largest request body (all files together), in MiB."),
     max_pixels: int = typer.Option(40_000_000, min=1, help="Largest image in pixels; bigger ones are refused."),
     max_files: int = typer.Option(32, min=1, help="Most files in one request."),
-    device: str = typer.Option(None, help="torch device (cpu, cuda, cuda:1); default: the GPU when there is one."),
+    device: str = device_option(),
     threads: int = typer.Option(None, min=1, help="CPU threads for the model (default: torch's, one per core)."),
     threshold: Optional[float] = typer.Option(
         None, "--threshold", "-t", help="prob_male at or above it: male [default: the threshold stored with the model]."

@@ -66,7 +66,8 @@ def group_metric_frame(y: np.ndarray, probs: np.ndarray, groups: pd.Series, thre
         return MetricFrame(metrics=metrics, y_true=y, y_pred=probs, sensitive_features=groups.to_numpy())
 
 
-MIN_GAP_SUBJECTS = 5  # a gap's interval needs this many subjects in both groups: fewer cannot show their spread
+MIN_CI_SUBJECTS = 5  # a group's interval, and a gap's (in both groups), needs this many subjects: fewer cannot
+# show their spread (2 subjects gave BA 0.286 [0.286, 0.286]); such groups are marked too_small, without intervals
 
 
 def attribute_report(
@@ -84,11 +85,13 @@ def attribute_report(
     out_groups: dict[str, dict] = {}
     for group, row in by_group.iterrows():
         mask = (groups == group).to_numpy()
-        entry: dict[str, object] = {"n": int(row["n"]), "n_subjects": int(frame.loc[mask, "subject_id"].nunique())}
-        boot = subject_bootstrap(y[mask], probs[mask], table.subjects[mask], threshold, n_resamples, seed)
+        n_subjects = int(frame.loc[mask, "subject_id"].nunique())
+        entry: dict[str, object] = {"n": int(row["n"]), "n_subjects": n_subjects, "too_small": n_subjects < MIN_CI_SUBJECTS}
+        boot = (subject_bootstrap(y[mask], probs[mask], table.subjects[mask], threshold, n_resamples, seed)
+                if n_resamples and not entry["too_small"] else None)
         for name in GROUP_METRICS:
             entry[name] = _clean(row[name])
-            entry[f"{name}_ci"] = [_clean(v) for v in boot.interval(name)] if n_resamples else None
+            entry[f"{name}_ci"] = [_clean(v) for v in boot.interval(name)] if boot is not None else None
         out_groups[str(group)] = entry
     values = by_group[list(GROUP_METRICS)].astype(float)
     defined = values.notna().sum() >= 2  # a gap needs two groups where the metric is defined
@@ -96,7 +99,7 @@ def attribute_report(
     ratio = (values.min() / values.max()).where(defined)
     # the gap is between the best and the worst group of each metric; its CI resamples subjects jointly
     pairs = {name: _extremes(values[name]) for name in GROUP_METRICS if defined[name]}
-    pairs = {name: pair for name, pair in pairs.items() if min(out_groups[g]["n_subjects"] for g in pair) >= MIN_GAP_SUBJECTS}
+    pairs = {name: pair for name, pair in pairs.items() if min(out_groups[g]["n_subjects"] for g in pair) >= MIN_CI_SUBJECTS}
     gap_ci = (
         gap_intervals(y, probs, table.subjects, groups.astype(str).to_numpy(), pairs, threshold, n_resamples, seed)
         if n_resamples and pairs

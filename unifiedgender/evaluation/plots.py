@@ -10,11 +10,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import auc, precision_recall_curve, roc_curve  # noqa: E402
 
 from unifiedgender.evaluation.fairness import GROUP_METRICS  # noqa: E402
-from unifiedgender.evaluation.metrics import ECE_BINS  # noqa: E402
+from unifiedgender.evaluation.metrics import ECE_BINS, ece_bin_index  # noqa: E402
 from unifiedgender.evaluation.table import EvaluationTable  # noqa: E402
 
 
@@ -46,8 +45,10 @@ def _curves(series: dict[str, tuple[np.ndarray, np.ndarray]], title: str) -> plt
     figure, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(10, 4.5))
     figure.subplots_adjust(left=0.07, right=0.98, bottom=0.12, wspace=0.25)
     for name, (y, probs) in series.items():
-        if len(np.unique(y)) < 2:
-            continue  # a curve needs both classes
+        if len(np.unique(y)) < 2:  # a curve needs both classes: the group is named in the legend, not dropped
+            for ax in (roc_ax, pr_ax):
+                ax.plot([], [], " ", label=f"{name}: one class only, no curve (n={len(y)})")
+            continue
         fpr, tpr, _ = roc_curve(y, probs)
         roc_ax.plot(fpr, tpr, label=f"{name} (AUC {auc(fpr, tpr):.3f}, n={len(y)})")
         precision, recall, _ = precision_recall_curve(y, probs)
@@ -78,31 +79,53 @@ def _confusion(cells: dict[str, int]) -> plt.Figure:
 
 
 def _reliability(y: np.ndarray, probs: np.ndarray) -> plt.Figure:
-    observed, predicted = calibration_curve(y, probs, n_bins=ECE_BINS, strategy="uniform")
-    figure, ax = plt.subplots(figsize=(4.5, 4.5))
-    figure.subplots_adjust(left=0.15, bottom=0.12)
+    """Observed male rate per bin of predicted P(male), each point labelled with its image count, and the counts
+    as a histogram below (a point from 3 images is not the evidence a point from 300 is)."""
+    edges = np.linspace(0, 1, ECE_BINS + 1)
+    which = ece_bin_index(probs)
+    counts = np.bincount(which, minlength=ECE_BINS)
+    used = counts > 0
+    observed = np.array([y[which == b].mean() for b in np.flatnonzero(used)])
+    predicted = np.array([probs[which == b].mean() for b in np.flatnonzero(used)])
+    figure, (ax, hist) = plt.subplots(2, 1, figsize=(4.8, 5.6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    figure.subplots_adjust(left=0.15, bottom=0.1, top=0.93, hspace=0.08)
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="perfect calibration")
     ax.plot(predicted, observed, marker="o", label="model")
-    ax.set(xlabel="mean predicted P(male)", ylabel="observed male rate", title="Reliability diagram", xlim=(0, 1), ylim=(0, 1))
-    ax.legend(fontsize=8)
+    for x, y_value, n in zip(predicted, observed, counts[used]):
+        ax.annotate(str(n), (x, y_value), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
+    ax.set(ylabel="observed male rate", title="Reliability diagram (labels: images per bin)", xlim=(0, 1), ylim=(0, 1.08))
+    ax.legend(fontsize=8, loc="upper left")
+    hist.bar((edges[:-1] + edges[1:]) / 2, counts, width=1 / ECE_BINS * 0.9, color="tab:blue", alpha=0.6)
+    hist.set(xlabel="mean predicted P(male)", ylabel="images")
     return figure
 
 
 def _group_bars(groups: dict[str, dict], attribute: str) -> plt.Figure:
+    """Metric bars with CI error bars per group; the legend sits outside the axes, a group whose metric is
+    undefined shows "n/a" where its bar would be, a group too small for intervals is hatched, without error
+    bars, and the x labels give images, subjects and "too small"."""
     names = list(groups)
-    figure, ax = plt.subplots(figsize=(max(6, 1.2 * len(names) * len(GROUP_METRICS) / 3), 4))
-    figure.subplots_adjust(left=0.08, right=0.98, bottom=0.16)
+    figure, ax = plt.subplots(figsize=(max(6, 1.2 * len(names) * len(GROUP_METRICS) / 3) + 1.8, 4.2))
+    figure.subplots_adjust(left=0.08, right=0.8, bottom=0.2)
     width = 0.8 / len(GROUP_METRICS)
     x = np.arange(len(names))
     for i, metric in enumerate(GROUP_METRICS):
         values = np.array([_nan(groups[g][metric]) for g in names])
         lows = np.array([_nan((groups[g][f"{metric}_ci"] or [None, None])[0]) for g in names])
         highs = np.array([_nan((groups[g][f"{metric}_ci"] or [None, None])[1]) for g in names])
-        errors = np.nan_to_num(np.clip(np.vstack([values - lows, highs - values]), 0, None))
-        ax.bar(x + (i - (len(GROUP_METRICS) - 1) / 2) * width, np.nan_to_num(values), width, yerr=errors, capsize=2, label=metric)
-    ax.set_xticks(x, [f"{g}\n(n={groups[g]['n']})" for g in names], fontsize=8)
+        errors = np.clip(np.vstack([values - lows, highs - values]), 0, None)  # NaN (no interval): no error bar
+        position = x + (i - (len(GROUP_METRICS) - 1) / 2) * width
+        bars = ax.bar(position, np.nan_to_num(values), width, yerr=errors, capsize=2, label=metric)
+        for bar, name in zip(bars, names):
+            if groups[name].get("too_small"):
+                bar.set(alpha=0.45, hatch="//")
+        for where in np.flatnonzero(np.isnan(values)):
+            ax.text(position[where], 0.02, "n/a", rotation=90, ha="center", va="bottom", fontsize=7, color="dimgrey")
+    labels = [f"{g}\n{groups[g]['n']} img, {groups[g].get('n_subjects', '?')} subj"
+              + ("\ntoo small" if groups[g].get("too_small") else "") for g in names]
+    ax.set_xticks(x, labels, fontsize=8)
     ax.set(ylim=(0, 1.05), ylabel="value (95% CI)", title=f"Metrics by {attribute}")
-    ax.legend(fontsize=7, ncol=3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return figure
 
 

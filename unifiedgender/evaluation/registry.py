@@ -194,3 +194,25 @@ def best_runs(
                 mask |= df[column].astype(str).str.contains(value, case=False, regex=False, na=False)
             df = df[mask]
     return df.sort_values(sort, ascending=ascending, na_position="last").head(k)
+
+
+READABLE_COLUMNS = ("tag", "arch", "category", "modality", "test_dataset", "n_subjects", "accuracy", "balanced_accuracy",
+                    "roc_auc", "threshold", "date")
+
+
+def run_columns(df: pd.DataFrame, sort: str, wanted: list[str] | None = None, readable: bool = True) -> list[str]:
+    """The columns `ugn runs` shows: `wanted` (names checked), else a readable set around the sort metric (for a
+    table), else every column (CSV/JSON)."""
+    sort = COLUMN_ALIASES.get(sort, sort)
+    if wanted:
+        names = [COLUMN_ALIASES.get(c.strip(), c.strip()) for c in wanted if c.strip()]
+        missing = [c for c in names if c not in df.columns]
+        if missing:
+            raise UserError(f"--columns '{missing[0]}': no such column in the registry; columns: {', '.join(df.columns)}")
+        return names
+    if not readable:
+        return list(df.columns)
+    names = [c for c in READABLE_COLUMNS if c in df.columns and c != "date"]
+    if sort not in names:
+        names.append(sort)
+    return names + (["date"] if "date" in df.columns else [])

@@ -22,7 +22,7 @@ def write_report_folder(
     """Build the folder beside `out` and move it into place; refuse an existing `out` unless `overwrite`."""
     out = Path(out)
     if out.exists() and not overwrite:
-        raise UserError(f"{out} already exists; pass --overwrite or choose another --out folder")
+        raise UserError(f"{out} already exists; pass --overwrite or choose another --output folder")
     with staging_dir(out) as building:
         predictions.to_csv(building / "predictions.csv", index=False)
         written = write_plots(report, table, building / "plots") if plots else {}
@@ -124,10 +124,12 @@ def render_markdown(report: dict) -> str:
             "|---|---|---|" + "---|" * len(GROUP_METRICS),
         ]
         for group, values in entry["groups"].items():
+            small = values.get("too_small", False)
             cells_text = " | ".join(
-                _fmt(values[m]) + ("" if values[m] is None else f" {_fmt_ci(values[f'{m}_ci'])}") for m in GROUP_METRICS
+                _fmt(values[m]) + ("" if values[m] is None or small else f" {_fmt_ci(values[f'{m}_ci'])}") for m in GROUP_METRICS
             )
-            lines.append(f"| {group} | {values['n']} | {values['n_subjects']} | {cells_text} |")
+            label = f"{group} (too small: no CI)" if small else group
+            lines.append(f"| {label} | {values['n']} | {values['n_subjects']} | {cells_text} |")
         gap_ci = entry.get("difference_ci") or {}
         lines.append(
             "| difference (max - min) | | | "

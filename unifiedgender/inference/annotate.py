@@ -16,6 +16,7 @@ from unifiedgender.fileio import atomic_path
 COLOURS = {"male": (33, 102, 172), "female": (178, 24, 43), "": (110, 110, 110)}
 THUMB = 160
 CAPTION = 34
+LEGEND = 24  # the contact sheet's key: what the colours and the percentage mean
 MAX_SHEET_IMAGES = 400
 
 
@@ -28,6 +29,17 @@ def caption(record: dict[str, Any]) -> str:
 
 def _font(size: int) -> ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
+
+
+def fit_text(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.ImageFont, width: int) -> str:
+    """`text` shortened with an ellipsis in the middle (a file name keeps its last characters) to fit `width` pixels."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    tail = text[len(text) - min(8, len(text) // 3):]
+    head = text[: len(text) - len(tail)]
+    while head and draw.textlength(f"{head}…{tail}", font=font) > width:
+        head = head[:-1]
+    return f"{head}…{tail}"
 
 
 def draw_label(image: Image.Image, record: dict[str, Any]) -> Image.Image:
@@ -112,8 +124,8 @@ class ContactSheet:
         draw = ImageDraw.Draw(tile)
         colour = COLOURS.get(record.get("label") or "", COLOURS[""])
         draw.rectangle([0, THUMB, THUMB, THUMB + CAPTION], fill=colour)
-        draw.text((4, THUMB + 2), caption(record)[:26], fill=(255, 255, 255), font=_font(12))
-        draw.text((4, THUMB + 17), os.path.basename(record["path"])[:26], fill=(255, 255, 255), font=_font(11))
+        for y, text, size in ((THUMB + 2, caption(record), 12), (THUMB + 17, os.path.basename(record["path"]), 11)):
+            draw.text((4, y), fit_text(draw, text, _font(size), THUMB - 8), fill=(255, 255, 255), font=_font(size))
         self.tiles.append(tile)
 
     def save(self) -> Path | None:
@@ -123,9 +135,10 @@ class ContactSheet:
         columns = min(len(self.tiles), max(1, math.ceil(math.sqrt(len(self.tiles)))))
         rows = math.ceil(len(self.tiles) / columns)
         footer = 20 if self.total > len(self.tiles) else 0
-        sheet = Image.new("RGB", (columns * THUMB, rows * (THUMB + CAPTION) + footer), (255, 255, 255))
+        sheet = Image.new("RGB", (max(columns * THUMB, 2 * THUMB), LEGEND + rows * (THUMB + CAPTION) + footer), (255, 255, 255))
+        _draw_legend(ImageDraw.Draw(sheet))
         for index, tile in enumerate(self.tiles):
-            sheet.paste(tile, ((index % columns) * THUMB, (index // columns) * (THUMB + CAPTION)))
+            sheet.paste(tile, ((index % columns) * THUMB, LEGEND + (index // columns) * (THUMB + CAPTION)))
         if footer:
             ImageDraw.Draw(sheet).text(
                 (4, sheet.height - footer + 3), f"first {len(self.tiles)} of {self.total} images", fill=(0, 0, 0), font=_font(12)
@@ -133,3 +146,13 @@ class ContactSheet:
         with atomic_path(self.path, overwrite=self.overwrite) as tmp:
             sheet.save(tmp, format="PNG")
         return self.path
+
+
+def _draw_legend(draw: ImageDraw.ImageDraw) -> None:
+    """Colour swatches for male, female and failed, and what the percentage is."""
+    x, font = 4, _font(12)
+    for name, colour in (("male", COLOURS["male"]), ("female", COLOURS["female"]), ("failed", COLOURS[""])):
+        draw.rectangle([x, 6, x + 12, 18], fill=colour)
+        draw.text((x + 16, 5), name, fill=(0, 0, 0), font=font)
+        x += 22 + int(draw.textlength(name, font=font)) + 8
+    draw.text((x, 5), "% = confidence of the label", fill=(0, 0, 0), font=font)

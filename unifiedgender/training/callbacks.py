@@ -1,6 +1,7 @@
 """A few named events carry early stopping, LR reduction, checkpoints, history and plots.
 
-Events: `on_epoch_end(run, epoch, metrics)` and `on_model_saved(run, path, kind)`. `run` is the Trainer
+Events: `on_epoch_end(run, epoch, metrics)`, `on_model_saved(run, path, kind)` and `on_train_end(run, summary)`
+(after the last epoch; not when a stop signal interrupts the run). `run` is the Trainer
 (model, optimizer, runtime, out_dir, `should_stop`, `save_best()`). Callbacks that decide something keep
 their state in `state_dict()`, which goes into the last checkpoint, so a resumed run decides the same way.
 Only rank 0 writes files.
@@ -24,6 +25,9 @@ class Callback:
         pass
 
     def on_model_saved(self, run: Any, path: Path, kind: str) -> None:
+        pass
+
+    def on_train_end(self, run: Any, summary: dict[str, float]) -> None:
         pass
 
     def state_dict(self) -> dict[str, Any]:

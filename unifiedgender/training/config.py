@@ -17,6 +17,7 @@ OPTIMIZERS = ("adamw", "sgd", "adam")
 SCHEDULERS = ("cosine", "plateau")
 PATH_FIELDS = ("train", "val", "out", "weights", "cache_dir")
 SELECT_METRICS = ("val_balanced_acc", "val_auc", "val_acc", "val_loss")
+LOGGERS = ("csv", "tensorboard", "mlflow")
 
 
 @dataclass
@@ -61,6 +62,7 @@ class TrainConfig:
     cache_dir: str | None = None
     save_every_steps: int = 0
     log_every_steps: int = 0
+    logger: str = "csv"  # also record to tensorboard | mlflow (history.csv is always written)
 
     def validate(self) -> TrainConfig:
         """Raise UserError naming the first missing or invalid setting."""
@@ -72,6 +74,7 @@ class TrainConfig:
         _choice("scheduler", self.scheduler, SCHEDULERS)
         _choice("cache", self.cache, ("auto", "memory", "disk"))
         _choice("select_metric", self.select_metric, SELECT_METRICS)
+        _choice("logger", self.logger, LOGGERS)
         _choice("threshold_policy", self.threshold_policy, THRESHOLD_POLICIES)
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:

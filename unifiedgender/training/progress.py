@@ -18,6 +18,7 @@ class Reporter:
         self.tty = self.stream.isatty() if tty is None else tty
         self.log_every_steps = log_every_steps
         self.log_file: Path | None = None
+        self._pending: list[str] = []  # lines logged before the run folder exists
         self._progress = None
         self._task = None
         self._epoch_label = ""
@@ -30,9 +31,19 @@ class Reporter:
             self._progress.console.print(line, highlight=False)
         else:
             print(line, file=self.stream, flush=True)
-        if self.log_file is not None:
+        if self.log_file is None:
+            self._pending.append(line)
+        else:
             with open(self.log_file, "a") as handle:
                 handle.write(line + "\n")
+
+    def attach_log(self, path: Path) -> None:
+        """Append every log line to `path` from now on, starting with those logged before it existed."""
+        self.log_file = path
+        if self.enabled and self._pending:
+            with open(path, "a") as handle:
+                handle.writelines(line + "\n" for line in self._pending)
+        self._pending = []
 
     def start_epoch(self, epoch: int, epochs: int, steps: int, done: int = 0) -> None:
         self._epoch_label = f"epoch {epoch + 1}/{epochs}"

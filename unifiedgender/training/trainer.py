@@ -22,18 +22,22 @@ from unifiedgender.data.cache import DecodedImages, Geometry, build_cache
 from unifiedgender.data.dataset import CachedBatches, make_loader
 from unifiedgender.data.manifest import DEMOGRAPHIC_COLUMNS, MODALITIES, gender_to_label, read_manifest
 from unifiedgender.decision import Decision, calibrated_probs
-from unifiedgender.errors import UserError
+from unifiedgender.errors import Preempted, UserError
 from unifiedgender.evaluation.calibration import fit_decision
 from unifiedgender.fileio import atomic_path, atomic_write
 from unifiedgender.runtime import Runtime
 from unifiedgender.training import callbacks as cb
 from unifiedgender.training.augment import DeviceAugment, Normalize, preset_name
 from unifiedgender.training.config import TrainConfig
+from unifiedgender.training.loggers import create_logger
 from unifiedgender.training.loop import EpochProgress, binary_metrics, evaluate, train_one_epoch
 from unifiedgender.training.losses import build_criterion
+from unifiedgender.training.preemption import StopSignals
 from unifiedgender.training.progress import Reporter
 
 LAST, BEST = "last.pt", "best.pt"
+# what `ugn train` writes when training starts, before any result: a folder holding only these never trained
+START_FILES = frozenset({"config.yaml", "train.log", "skipped_images.csv"})
 TRAIN_STATE_FORMAT = "ugn-train-state/1"
 LOADER_WORKERS = 2  # processes gathering batches from the decoded cache (at most)
 LOSS_EXTRAS = {"gamma": "focal_gamma", "alpha": "focal_alpha"}  # other tag extras are model options
@@ -55,38 +59,66 @@ def create_sized_model(arch: str, backbone: str | None, *, pretrained: str, flag
     return model
 
 
-def prepare_run_dir(config: TrainConfig, overwrite: bool, runtime: Runtime) -> Path:
-    """Create the run folder; an existing non-empty one is refused unless --overwrite (then it is emptied).
+def check_run_dir(config: TrainConfig, overwrite: bool, runtime: Runtime) -> bool:
+    """May a new run go to config.out? True when it holds an earlier start that never trained (only the files
+    written at the start: config.yaml, train.log, skipped_images.csv): that folder is replaced. A folder with
+    last.pt or any other file is refused unless --overwrite. Nothing is written here: `commit_run_dir` makes the
+    folder when training starts.
 
     Rank 0 decides and tells the others, so a refusal stops every rank instead of leaving them waiting.
     """
     out = Path(config.out)
+    problem, stale = None, False
+    if runtime.is_main_process and out.exists() and not overwrite:
+        if not out.is_dir():
+            problem = f"{out} is a file; choose another --output folder"
+        elif (out / LAST).exists():
+            problem = (f"run folder {out} already holds a run (last.pt); continue it with --resume auto (or --resume "
+                       f"{out}), replace it with --overwrite, or choose another --output")
+        else:
+            others = sorted(p.name for p in out.iterdir() if p.name not in START_FILES and not _partial_write(p.name))
+            if others:
+                problem = (f"run folder {out} already exists (it holds {others[0]}); pass --overwrite to replace it, "
+                           "or choose another --output")
+            stale = any(out.iterdir())
+    problem, stale = runtime.broadcast_object((problem, stale))
+    if problem:
+        raise UserError(problem)
+    return stale
+
+
+def commit_run_dir(out: Path, runtime: Runtime) -> None:
+    """Rank 0 creates the run folder empty (replacing an earlier one that check_run_dir allowed)."""
     problem = None
     if runtime.is_main_process:
-        if out.exists() and any(out.iterdir()) and not overwrite:
-            problem = f"run folder {out} already exists; pass --overwrite, choose another --out, or --resume {out}"
-        else:
+        try:
             if out.exists():
                 shutil.rmtree(out)
-            out.mkdir(parents=True, exist_ok=True)
+            out.mkdir(parents=True)
+        except OSError as exc:
+            problem = f"cannot create the run folder {out} ({exc}); choose another --output"
     problem = runtime.broadcast_object(problem)
     if problem:
         raise UserError(problem)
-    return out
+
+
+def _partial_write(name: str) -> bool:
+    """A temporary file of an atomic write that a killed process left behind (.NAME.xxxx.part)."""
+    return name.startswith(".") and name.endswith(".part")
 
 
 class Trainer:
     """One training run; `fit()` returns the final metrics summary."""
 
     def __init__(self, config: TrainConfig, runtime: Runtime, reporter: Reporter | None = None,
-                 resume_state: dict[str, Any] | None = None) -> None:
+                 resume_state: dict[str, Any] | None = None, stop_signals: StopSignals | None = None) -> None:
         from unifiedgender.tags import RunTag
 
         self.config, self.runtime = config, runtime
         self.out_dir = Path(config.out)
         self.reporter = reporter or Reporter(enabled=runtime.is_main_process)
-        if runtime.is_main_process:
-            self.reporter.log_file = self.out_dir / "train.log"
+        self.stop_signals = stop_signals
+        self.skipped: list[tuple[str, str]] = []
         self.tag = RunTag.parse(config.tag)
         self._apply_tag_extras()
         if config.seed is None:
@@ -199,11 +231,19 @@ class Trainer:
         if not rows:
             return
         self.log(f"skipped {len(rows)} unreadable image(s); reasons in skipped_images.csv (first: {rows[0][0]}: {rows[0][1]})")
-        if self.runtime.is_main_process:
+        self.skipped = rows
+
+    def start_run_files(self) -> None:
+        """The first files of the (now existing) run folder: train.log so far, config.yaml, skipped_images.csv."""
+        if not self.runtime.is_main_process:
+            return
+        self.reporter.attach_log(self.out_dir / "train.log")
+        self.config.write(self.out_dir / "config.yaml")
+        if self.skipped:
             import pandas as pd
 
             with atomic_write(self.out_dir / "skipped_images.csv", newline="") as handle:
-                pd.DataFrame(rows, columns=["path", "status"]).to_csv(handle, index=False)
+                pd.DataFrame(self.skipped, columns=["path", "status"]).to_csv(handle, index=False)
 
     def _build_optimisation(self) -> None:
         cfg = self.config
@@ -227,6 +267,9 @@ class Trainer:
             self.callbacks.append(cb.ReduceLROnPlateau(self.optimizer, "val_loss", "min", cfg.plateau_factor, cfg.plateau_patience))
         if cfg.early_stop_patience > 0:
             self.callbacks.append(cb.EarlyStopping(cfg.early_stop_metric, _mode(cfg.early_stop_metric), cfg.early_stop_patience))
+        tracker = create_logger(cfg.logger, self.out_dir)
+        if tracker is not None:
+            self.callbacks.append(tracker)
 
     # ----------------------------------------------------------------- checkpoints
     def _checkpoint(self, metrics: dict[str, float], resume: dict[str, Any] | None = None,
@@ -327,8 +370,6 @@ class Trainer:
             self.resume_state = None
             where = f" step {progress.step}" if progress else ""
             self.log(f"resumed at epoch {start_epoch + 1}{where}")
-        if rt.is_main_process:
-            cfg.write(self.out_dir / "config.yaml")
         metrics: dict[str, float] = {}
         epoch = start_epoch
         while epoch < cfg.epochs and not self.should_stop:
@@ -356,6 +397,8 @@ class Trainer:
                 self.scheduler.step()
             epoch += 1
             self.save_last(epoch, None, metrics)
+            if epoch < cfg.epochs and not self.should_stop and self._stop_requested():
+                self._stop(epoch, None)
         self.reporter.close()
         if rt.distributed:
             agree = rt.replicas_in_sync(self.model)
@@ -364,6 +407,9 @@ class Trainer:
                 raise RuntimeError("DDP replicas diverged: the ranks hold different weights")
         selector = next(c for c in self.callbacks if isinstance(c, cb.BestCheckpoint))
         best = selector.best if selector.mode == "max" else -selector.best
+        summary = {**metrics, f"best_{selector.metric}": best, "epochs_trained": epoch}
+        for callback in self.callbacks:
+            callback.on_train_end(self, summary)
         if self.best_decision is not None:
             self.log(f"calibration of {BEST}: {self.best_decision.describe()}")
         self.log(f"done: best {selector.metric} {best:.4f}; run folder {self.out_dir}")
@@ -376,6 +422,24 @@ class Trainer:
         every = self.config.save_every_steps
         if every and progress.step % every == 0 and progress.step < n_steps:
             self.save_last(epoch, progress, {})
+        if self._stop_requested():
+            self.save_last(epoch, progress, {})
+            self._stop(epoch, progress)
+
+    def _stop_requested(self) -> bool:
+        """Did any rank get SIGTERM/SIGUSR1? (Every rank asks at the same step, so they stop together.)"""
+        local = self.stop_signals is not None and self.stop_signals.received is not None
+        return self.runtime.any_rank(local)
+
+    def _stop(self, epoch: int, progress: EpochProgress | None) -> None:
+        """After last.pt is saved: end the progress bar and raise Preempted (exit code 75: requeue me)."""
+        self.reporter.close()
+        name = self.stop_signals.received if self.stop_signals and self.stop_signals.received else "a stop signal"
+        where = f"epoch {epoch + 1} step {progress.step}" if progress else f"the end of epoch {epoch}"
+        message = (f"{name} received: training state saved at {where} in {self.out_dir / LAST}; continue with "
+                   f"`ugn train --resume {self.out_dir}` (or the same command with --resume auto)")
+        self.log(message)
+        raise Preempted(message)
 
 
 def _modality_index(df) -> np.ndarray:
@@ -443,12 +507,20 @@ def load_resume_state(run_dir: Path) -> dict[str, Any]:
 
 def run_training(config: TrainConfig, runtime: Runtime, *, overwrite: bool = False, resume: bool = False,
                  reporter: Reporter | None = None) -> dict[str, float]:
-    """The core of `ugn train`: prepare the folder (or load last.pt), build the Trainer, fit."""
-    state = None
-    if resume:
-        state = load_resume_state(Path(config.out))
-    else:
-        prepare_run_dir(config, overwrite, runtime)
-    trainer = Trainer(config, runtime, reporter, resume_state=state)
-    return trainer.fit()
+    """The core of `ugn train`: check the folder (or load last.pt), build the Trainer, create the run folder only
+    now that everything could be built, fit. SIGTERM/SIGUSR1 save last.pt and raise Preempted."""
+    out = Path(config.out)
+    with StopSignals() as stop_signals:
+        state, stale = None, False
+        if resume:
+            state = load_resume_state(out)
+        else:
+            stale = check_run_dir(config, overwrite, runtime)
+        trainer = Trainer(config, runtime, reporter, resume_state=state, stop_signals=stop_signals)
+        if not resume:
+            if stale and not overwrite:
+                trainer.log(f"replacing {out}: an earlier start there never trained (no last.pt)")
+            commit_run_dir(out, runtime)
+        trainer.start_run_files()
+        return trainer.fit()
 
