@@ -51,3 +51,11 @@ def test_state_digest_detects_a_change():
     with torch.no_grad():
         model.bias[0] += 1e-6
     assert state_digest(model) != before
+
+
+def test_auto_precision_ignores_emulated_bf16(monkeypatch):
+    """Pre-Ampere GPUs report bf16 as supported only through emulation: auto must pick fp16 there."""
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert resolve_precision("auto", torch.device("cuda", 0)) == "fp16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert resolve_precision("auto", torch.device("cuda", 0)) == "bf16"

@@ -22,7 +22,7 @@ from unifiedgender.errors import UserError
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def resolve_device(name: str | torch.device | None = "auto", local_rank: int = 0) -> torch.device:
@@ -45,14 +45,19 @@ def resolve_device(name: str | torch.device | None = "auto", local_rank: int = 0
     return torch.device(name)
 
 
+def cuda_half_precision() -> str:
+    """bf16 on GPUs with native bf16 (Ampere and newer), else fp16: pre-Ampere GPUs only emulate bf16, slowly."""
+    return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """auto -> bf16 on CUDA GPUs that support it (else fp16), fp16 on MPS, fp32 on CPU."""
+    """auto -> bf16 on CUDA GPUs with native bf16 (else fp16), fp16 on MPS, fp32 on CPU."""
     if precision not in PRECISIONS:
         raise UserError(f"unknown precision '{precision}'; use one of {', '.join(PRECISIONS)}")
     if precision != "auto":
         return precision
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return cuda_half_precision()
     if device.type == "mps":
         return "fp16"
     return "fp32"
@@ -80,7 +85,7 @@ class Runtime:
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
-        return _DTYPES.get(self.precision)
+        return AUTOCAST_DTYPES.get(self.precision)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Mixed-precision context for forward passes (a no-op in fp32)."""

@@ -26,7 +26,7 @@ from PIL import Image
 from unifiedgender.data.images import DEFAULT_MAX_PIXELS, ImageReadError, load_image, to_mode
 from unifiedgender.data.manifest import MODALITIES
 from unifiedgender.errors import UserError
-from unifiedgender.runtime import resolve_device
+from unifiedgender.runtime import AUTOCAST_DTYPES, cuda_half_precision, resolve_device
 
 RECORD_FIELDS = ("path", "modality", "prob_male", "prob_female", "label", "confidence", "status")
 ENGINES = ("auto", "torch", "onnxruntime")
@@ -50,7 +50,7 @@ class TorchBackend:
         self.model = model.eval().to(self.device, memory_format=torch.channels_last)
         self.autocast_dtype = None
         if self.device.type == "cuda":
-            self.autocast_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            self.autocast_dtype = AUTOCAST_DTYPES[cuda_half_precision()]
 
     def logits(self, images: torch.Tensor, modality: torch.Tensor) -> np.ndarray:
         non_blocking = self.device.type == "cuda"
