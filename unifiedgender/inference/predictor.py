@@ -78,14 +78,20 @@ class OnnxBackend:
 
     @classmethod
     def load(cls, model: str | os.PathLike[str] | bytes, device: torch.device) -> OnnxBackend:
-        """A session on the CPU (or CUDA where onnxruntime has it and `device` is a GPU)."""
+        """A session on the CPU, or on CUDA for a GPU `device` (UserError when this onnxruntime has no CUDA)."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()  # the same knob as PyTorch's
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # leave cores to the decoders
         providers = ["CPUExecutionProvider"]
-        if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+        if device.type == "cuda":
+            if not onnx_has_cuda():
+                raise UserError(
+                    f"--device {device}: this onnxruntime has no CUDA provider (the `export` extra installs the CPU "
+                    "build), so the .onnx model would run on the CPU; use --device cpu, predict on the GPU with the .pt "
+                    "checkpoint, or replace onnxruntime with onnxruntime-gpu"
+                )
             providers.insert(0, "CUDAExecutionProvider")
         source = model if isinstance(model, bytes) else str(model)
         return cls(ort.InferenceSession(source, options, providers=providers))
@@ -110,6 +116,13 @@ class OnnxBackend:
         feeds = {"image": images.numpy().astype(np.float32, copy=False), "modality": modality.numpy()}
         (out,) = self.session.run(["logit"], feeds)
         return np.asarray(out, dtype=np.float32).reshape(-1)
+
+
+def onnx_has_cuda() -> bool:
+    """Whether the installed onnxruntime can run on a GPU (onnxruntime-gpu; the `export` extra is CPU-only)."""
+    import onnxruntime as ort
+
+    return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
 @dataclass
@@ -251,8 +264,11 @@ class Predictor:
         if engine == "torch":
             raise UserError(f"{path}: an exported ONNX model runs with onnxruntime; use the .pt checkpoint for --engine torch")
         meta = read_onnx_metadata(path)
+        target = resolve_device(device)
+        if device in (None, "auto") and target.type == "cuda" and not onnx_has_cuda():
+            target = torch.device("cpu")  # auto: the CPU build of onnxruntime runs on the CPU (docs/inference.md)
         return cls(
-            OnnxBackend.load(path, resolve_device(device)),
+            OnnxBackend.load(path, target),
             meta["data_config"],
             modalities=meta["modalities"],
             tag=meta["tag"],
