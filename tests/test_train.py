@@ -238,3 +238,24 @@ def test_a_matching_recipe_is_suggested_without_changing_anything(manifests, tmp
     assert result.exit_code == 0, result.output
     assert "tip: `--recipe unified` holds the settings validation chose" in result.output  # hands + faces
     assert yaml.safe_load((out / "config.yaml").read_text())["select_metric"] == "val_balanced_acc"
+
+
+def test_each_rank_draws_its_own_random_numbers_and_rank_0_keeps_the_seed():
+    """Per-rank seeding: dropout masks and RandAugment ops differ across DDP ranks; a single run is unchanged."""
+    import random
+
+    from unifiedgender.training.trainer import seed_everything
+
+    def draws(seed, rank):
+        seed_everything(seed, rank)
+        return torch.rand(4), np.random.rand(), random.random()
+
+    torch.manual_seed(7)
+    np.random.seed(7)
+    random.seed(7)
+    plain = torch.rand(4), np.random.rand(), random.random()
+    rank0, rank1 = draws(7, 0), draws(7, 1)
+    assert torch.equal(rank0[0], plain[0]) and rank0[1:] == plain[1:]
+    assert not torch.equal(rank0[0], rank1[0]) and rank0[1] != rank1[1] and rank0[2] != rank1[2]
+    mask0, mask1 = (seed_everything(7, r) or torch.nn.functional.dropout(torch.ones(64), 0.5) for r in (0, 1))
+    assert not torch.equal(mask0, mask1)

@@ -116,16 +116,20 @@ class Runtime:
     def pin_memory(self) -> bool:
         return self.device.type == "cuda"
 
-    def prepare_model(self, model: nn.Module) -> nn.Module:
+    def prepare_model(self, model: nn.Module, find_unused_parameters: bool = False) -> nn.Module:
         """Move to the device (channels_last where asked) and wrap for DDP; compile last if asked."""
         model = model.to(self.device, memory_format=self.memory_format)
-        return self.wrap(model)
+        return self.wrap(model, find_unused_parameters)
 
-    def wrap(self, model: nn.Module) -> nn.Module:
-        """DDP-wrap (when distributed) and optionally torch.compile an already-placed model."""
+    def wrap(self, model: nn.Module, find_unused_parameters: bool = False) -> nn.Module:
+        """DDP-wrap (when distributed) and optionally torch.compile an already-placed model.
+
+        find_unused_parameters: some parameters may get no gradient in a step (MAG's hard gating, a loss term
+        weighted 0); DDP then searches the graph each step instead of waiting for their gradients forever.
+        """
         if self.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+            model = nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused_parameters)
         if self.compile:
             model = torch.compile(model)
         return model

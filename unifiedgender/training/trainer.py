@@ -90,7 +90,7 @@ class Trainer:
         self.should_stop = False
         self.resume_state = resume_state
         self.log(f"run {self.tag} arch={config.arch} -> {self.out_dir} ({runtime.describe()})")
-        _seed_everything(config.seed)
+        seed_everything(config.seed, runtime.rank)
         self._build_model()
         self._build_data()
         self._build_optimisation()
@@ -121,7 +121,8 @@ class Trainer:
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in model.parameters())
         self.log(f"model {cfg.arch}/{self.tag.backbone}: {trainable:,} of {total:,} parameters trainable ({self.tag.freeze})")
-        self.model = self.runtime.prepare_model(model)
+        self.find_unused = may_leave_parameters_unused(model, _pick(cfg.age_weight, model, "age_loss_weight", 1.0))
+        self.model = self.runtime.prepare_model(model, self.find_unused)
 
     def _decode(self, name: str, paths: list[str]) -> DecodedImages:
         """Rank 0 decodes first (disk caches are shared through the cache folder); the others then load it."""
@@ -282,7 +283,7 @@ class Trainer:
             return
         for p in module.parameters():
             p.requires_grad_(True)
-        self.model = self.runtime.wrap(module)
+        self.model = self.runtime.wrap(module, self.find_unused)
         self.log(f"epoch {epoch + 1}: all layers unfrozen (--unfreeze-after {after})")
 
     # ----------------------------------------------------------------- the run
@@ -367,10 +368,27 @@ def _ages(df) -> np.ndarray:
     return pd.to_numeric(df["age"], errors="coerce").to_numpy(dtype=float)
 
 
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int, rank: int = 0) -> None:
+    """Seed python, numpy and torch with seed + rank: under DDP each rank draws its own dropout masks and
+    augmentation ops (DDP copies rank 0's initial weights to all ranks); rank 0 and single runs use `seed`."""
+    seed = seed + rank
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def may_leave_parameters_unused(model: torch.nn.Module, age_weight: float) -> bool:
+    """Whether a training step can leave parameters without a gradient, which DDP must be told: MAG with hard
+    gating (a batch routed to one head leaves the other unused; with modality weight 0 the gate gets none
+    either; soft gating uses everything) and a multitask model with age weight 0 (the age head)."""
+    from unifiedgender.models.mag import MAG
+    from unifiedgender.models.multitask import MultiTask
+
+    if isinstance(model, MAG):
+        return model.gating == "hard"
+    if isinstance(model, MultiTask):
+        return age_weight == 0
+    return False
 
 
 def _mode(metric: str) -> str:
