@@ -348,9 +348,11 @@ class Trainer:
         return metrics
 
     def _on_step(self, epoch: int, progress: EpochProgress, n_steps: int) -> None:
-        seen, secs = progress.seen, progress.seconds
-        self.reporter.step(progress.step, n_steps, progress.loss_sum / max(seen, 1),
-                           seen * self.runtime.world_size / secs if secs > 0 else 0.0)
+        if self.reporter.logs_step(progress.step, n_steps):
+            progress.settle()  # a logged loss is current; the progress bar shows the last settled mean
+        secs = progress.seconds
+        self.reporter.step(progress.step, n_steps, progress.loss_sum / max(progress.seen, 1),
+                           progress.images * self.runtime.world_size / secs if secs > 0 else 0.0)
         every = self.config.save_every_steps
         if every and progress.step % every == 0 and progress.step < n_steps:
             self.save_last(epoch, progress, {})
