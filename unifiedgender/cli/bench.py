@@ -57,8 +57,9 @@ def predict(
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Compute threads for both paths (default: torch's)."),
     modality: str = typer.Option("face", "--modality", "-m", help="Modality given to the model."),
     rounds: int = typer.Option(3, "--rounds", min=1, help="Alternating rounds; each path keeps its best."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N (a GPU times the torch engine)."),
 ) -> None:
-    """Images/s of ugn predict (PyTorch and onnxruntime engines) vs. open-transform-forward one image at a time."""
+    """Images/s of ugn predict vs. open-transform-forward one image at a time and vs. the model's own ceiling."""
     import torch
     from rich.console import Console
     from rich.table import Table
@@ -70,15 +71,17 @@ def predict(
     paths = bench_images(folder, n_images)
     result = run_predict_benchmark(
         paths, checkpoint, arch=arch, backbone=backbone, batch_size=batch_size, workers=workers, modality=modality,
-        rounds=rounds,
+        rounds=rounds, device=device,
     )
-    table = Table(title=f"ugn bench predict · {result.model} · {result.n_images} images · CPU, {result.threads} threads")
-    for column in ("path", "images/s", "vs. baseline"):
+    where = f"{result.threads} threads" if result.device == "cpu" else f"{result.device}, {result.threads} CPU threads"
+    table = Table(title=f"ugn bench predict · {result.model} · {result.n_images} images · {where}")
+    for column in ("path", "images/s", "vs. baseline", "of ceiling"):
         table.add_column(column, justify="right" if column != "path" else "left")
-    table.add_row("baseline: PIL open + transform + forward, batch 1", f"{result.baseline_images_per_s:.1f}", "1.00x")
+    table.add_row("baseline: PIL open + transform + forward, batch 1", f"{result.baseline_images_per_s:.1f}", "1.00x", "")
     for engine, speed in result.engines_images_per_s.items():
         table.add_row(f"ugn predict, engine {engine}, batch {result.batch_size}, {result.workers} decoders", f"{speed:.1f}",
-                      f"{result.speedup(engine):.2f}x")
+                      f"{result.speedup(engine):.2f}x", f"{result.of_ceiling(engine):.2f}")
+        table.add_row(f"ceiling: engine {engine} on ready batches", f"{result.ceiling_images_per_s[engine]:.1f}", "", "1.00")
     console = Console()
     console.print(table)
     console.print(f"best of {result.rounds} alternating rounds; max |prob difference| vs. baseline {result.max_abs_diff:.1e}",
