@@ -1,4 +1,4 @@
-"""`ugn bench` commands: training data path (`train`) and prediction throughput (`predict`)."""
+"""`ugn bench` commands: training data path (`train`), prediction throughput (`predict`), the GPU check (`all`)."""
 
 from __future__ import annotations
 
@@ -86,3 +86,25 @@ def predict(
     console.print(table)
     console.print(f"best of {result.rounds} alternating rounds; max |prob difference| vs. baseline {result.max_abs_diff:.1e}",
                   highlight=False)
+
+
+@app.command("all")
+def bench_all(
+    out: Path = typer.Option(Path("gpu_check.json"), "--out", "-o", help="Result file (JSON; a .md twin is written beside it)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="LFW folder for the predict and training phases [default: $UGN_DATA/lfw_gender, shared/data or ../shared/data on a GPU; sample faces in a dry run]."),
+    device: str = typer.Option("auto", "--device", help="auto | cuda | cuda:N (cpu = a dry run)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and run every phase on the CPU with tiny settings (seconds)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing result file and its work folder."),
+) -> None:
+    """The GPU check of issue #18: bench train, sync count, bench predict, a short real training + evaluate."""
+    import sys
+
+    from unifiedgender.gpu_check import run_gpu_check
+
+    command = " ".join(["ugn bench all", *sys.argv[sys.argv.index("all") + 1:]]) if "all" in sys.argv else "ugn bench all"
+    report = run_gpu_check(out, data=data, dry_run=dry_run, overwrite=overwrite, device=device, command=command,
+                           log=lambda m: print(m, flush=True))
+    failed = [p.name for p in report.phases if p.status != "ok"]
+    print(f"wrote {out} and {out.with_suffix('.md')}" + (f"; failed phases: {', '.join(failed)}" if failed else ""))
+    if failed:
+        raise typer.Exit(1)
