@@ -21,6 +21,7 @@ from torch import nn
 from unifiedgender.errors import UserError
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+CPU_WORK_TIMEOUT = datetime.timedelta(hours=12)  # ranks waiting for each other's CPU work (decoding a data set)
 DEVICES = ("auto", "cpu", "cuda", "mps")
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -74,6 +75,7 @@ class Runtime:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    cpu_group: Any = None  # a gloo group with a long timeout, for waiting on CPU work (see cpu_barrier)
 
     @property
     def distributed(self) -> bool:
@@ -160,6 +162,28 @@ class Runtime:
         torch.distributed.broadcast_object_list(box, src=0)
         return box[0]
 
+    def cpu_barrier(self) -> None:
+        """Wait for every rank over the CPU group: long CPU work (decoding a data set) cannot hit the GPU
+        collectives' timeout."""
+        if self.distributed:
+            torch.distributed.barrier(group=self.cpu_group)
+
+    def cpu_broadcast(self, obj: Any) -> Any:
+        """Rank 0's `obj` on every rank, over the CPU group."""
+        if not self.distributed:
+            return obj
+        box = [obj]
+        torch.distributed.broadcast_object_list(box, src=0, group=self.cpu_group)
+        return box[0]
+
+    def cpu_gather(self, obj: Any) -> list[Any]:
+        """Every rank's `obj` in rank order, over the CPU group."""
+        if not self.distributed:
+            return [obj]
+        out: list[Any] = [None] * self.world_size
+        torch.distributed.all_gather_object(out, obj, group=self.cpu_group)
+        return out
+
     def replicas_in_sync(self, model: nn.Module) -> bool:
         """True when every rank holds bit-identical weights (compared by a digest of the state dict)."""
         return len(set(self.all_gather_object(state_digest(self.unwrap(model))))) == 1
@@ -217,15 +241,18 @@ def init_runtime(
     prec = resolve_precision(precision, dev)
     if prec != "fp32" and dev.type == "cpu" and precision == "fp16":
         raise UserError("--precision fp16 is not supported on CPU; use bf16 or fp32")
-    if world > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if dev.type == "cuda" else "gloo"
-        torch.distributed.init_process_group(
-            backend=backend, timeout=datetime.timedelta(minutes=timeout_minutes),
-            **({"device_id": dev} if backend == "nccl" else {}),
-        )
+    cpu_group = None
+    if world > 1:
+        if not torch.distributed.is_initialized():
+            backend = "nccl" if dev.type == "cuda" else "gloo"
+            torch.distributed.init_process_group(
+                backend=backend, timeout=datetime.timedelta(minutes=timeout_minutes),
+                **({"device_id": dev} if backend == "nccl" else {}),
+            )
+        cpu_group = torch.distributed.new_group(backend="gloo", timeout=CPU_WORK_TIMEOUT)
     if channels_last is None:  # faster for convolutions on GPUs and on CPUs (oneDNN): 1.5-2x measured on CPU
         channels_last = dev.type in ("cuda", "cpu")
-    return Runtime(dev, prec, channels_last, compile, rank, world, local)
+    return Runtime(dev, prec, channels_last, compile, rank, world, local, cpu_group)
 
 
 @contextlib.contextmanager

@@ -125,15 +125,17 @@ class Trainer:
         self.model = self.runtime.prepare_model(model, self.find_unused)
 
     def _decode(self, name: str, paths: list[str]) -> DecodedImages:
-        """Rank 0 decodes first (disk caches are shared through the cache folder); the others then load it."""
+        """Decode once into the cache; under DDP into one disk cache that every rank decodes a share of."""
         cfg, rt = self.config, self.runtime
-        mode = "disk" if rt.distributed and cfg.cache == "auto" else cfg.cache
+        mode = cfg.cache
+        if rt.distributed and mode == "memory":
+            self.log(f"--cache memory would decode and hold one copy per process ({rt.world_size}); "
+                     "using the disk cache instead (one memory-mapped copy per node)")
+        if rt.distributed:
+            mode = "disk"
         geometry = Geometry.from_data_config(self.data_config)
-        if rt.is_main_process:
-            decoded = build_cache(paths, geometry, mode=mode, cache_dir=cfg.cache_dir, workers=max(cfg.workers, 1))
-        rt.barrier()
-        if not rt.is_main_process:
-            decoded = build_cache(paths, geometry, mode=mode, cache_dir=cfg.cache_dir, workers=max(cfg.workers, 1))
+        decoded = build_cache(paths, geometry, mode=mode, cache_dir=cfg.cache_dir, workers=max(cfg.workers, 1),
+                              coordinator=rt)
         self.log(f"{name}: {len(paths)} images decoded at {geometry.height}x{geometry.width}"
                  + (f" (cached in {decoded.path})" if decoded.path else " (in memory)"))
         return decoded
