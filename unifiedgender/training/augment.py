@@ -70,7 +70,8 @@ class Normalize:
         return images.float().div_(255.0)
 
     def standardise(self, unit: torch.Tensor) -> torch.Tensor:
-        return ((unit - self.mean) / self.std).contiguous(memory_format=self.memory_format)
+        """In place (`unit` is a fresh tensor of the pipeline): one less full-size float copy per batch."""
+        return unit.sub_(self.mean).div_(self.std).contiguous(memory_format=self.memory_format)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         return self.standardise(self.to_unit(images))
@@ -193,12 +194,12 @@ class DeviceAugment:
             return torch.where(active, f, torch.ones_like(f)).view(shape)
 
         brightness, contrast, saturation = factor(s.brightness), factor(s.contrast), factor(s.saturation)
-        out = unit * brightness
+        out = unit * brightness  # the one full-size copy; the rest works in place on it
         mean = _gray(out).mean(dim=(2, 3), keepdim=True)
-        out = (out - mean) * contrast + mean
+        out.sub_(mean).mul_(contrast).add_(mean)
         if out.shape[1] == 3:
             gray = _gray(out)
-            out = (out - gray) * saturation + gray
+            out.sub_(gray).mul_(saturation).add_(gray)
         return torch.where(active.view(shape), out.clamp_(0.0, 1.0), unit)
 
     def mix(self, unit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:

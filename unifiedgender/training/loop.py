@@ -90,10 +90,9 @@ def train_one_epoch(
     progress = progress or EpochProgress()
     n_steps = len(loader)
     started = time.perf_counter()
-    for step, batch in enumerate(loader):
+    for step, batch in enumerate(runtime.prefetch(loader)):  # the next batch's copy overlaps this step
         if step < progress.step:
             continue
-        batch = runtime.to_device(batch)
         images, perm, lam = augment(batch["image"], batch["modality"])
         loss, parts, out = train_step(model, images, batch, criterion, optimizer, scaler, runtime, perm, lam, grad_clip)
         correct = ((out["logit"].detach() > 0).float() == batch["label"]).sum()
