@@ -29,6 +29,7 @@ from typing import Any
 
 from unifiedgender.errors import UserError
 from unifiedgender.fileio import atomic_write
+from unifiedgender.training.bench import GPU_DEFAULTS
 
 FORMAT = "ugn-gpu-check/1"
 TARGETS = {"b/a": 0.9, "b/c": 3.0, "predict/ceiling": 0.7}
@@ -42,10 +43,10 @@ class CheckSettings:
 
     device: str
     backbones: tuple[str, ...] = ("resnet18", "tf_efficientnetv2_s")
-    batch_size: int = 256
-    image_size: int = 224
+    batch_size: int = GPU_DEFAULTS["batch_size"]
+    image_size: int = GPU_DEFAULTS["image_size"]
     steps: int = 20
-    workers: int = 4
+    workers: int = GPU_DEFAULTS["workers"]
     rounds: int = 2
     source_size: int = 512
     predict_images: int = 2048
@@ -239,8 +240,8 @@ def train_bench(settings: CheckSettings, backbone: str) -> dict[str, Any]:
     from unifiedgender.training.bench import run_train_bench
 
     s = settings
-    return run_train_bench("classifier", backbone, s.batch_size, s.image_size, s.steps, s.device, s.bench_precision, s.workers,
-                           rounds=s.rounds, source_size=s.source_size, log=lambda _: None)
+    return run_train_bench("classifier", backbone, s.batch_size, s.image_size, s.steps, s.device, s.bench_precision,
+                           s.workers, rounds=s.rounds, source_size=s.source_size, log=lambda _: None)
 
 
 def count_syncs(settings: CheckSettings) -> dict[str, Any]:
