@@ -108,7 +108,8 @@ def plan(settings: CheckSettings, data: Path | None) -> list[str]:
     lines.append(f"ugn bench predict --arch classifier --backbone {s.predict_backbone} -n {s.predict_images} "
                  f"-b {s.predict_batch} --rounds {s.rounds} --device {s.device}"
                  + (f" --folder {data / 'lfw-deepfunneled'}" if data else ""))
-    source = f"ugn data import lfw {data}" if data else "the package's sample faces"
+    source = (f"ugn data import lfw {data}" if data else
+              "LFW when found (--data, $UGN_DATA/lfw_gender, shared/data, ../shared/data), else the package's sample faces")
     lines.append(f"data: {source}; ugn data subset --per-subject {s.per_subject}"
                  + (f" --max-subjects {s.max_subjects}" if s.max_subjects else "") + "; ugn data split --ratios 0.7,0.15,0.15")
     for precision, compiled in s.runs:
