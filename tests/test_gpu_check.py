@@ -92,3 +92,14 @@ def test_script_runs_ugn_bench_all_with_its_arguments_and_the_offline_weights(tm
     assert done.stdout.strip() == f"weights={tmp_path / 'data'}/../weights args=bench all --dry-run -o r.json"
     missing = subprocess.run(["bash", str(script)], env={**env, "UGN": "no-such-ugn"}, capture_output=True, text=True)
     assert missing.returncode == 2 and "'no-such-ugn' not found" in missing.stderr
+
+
+def test_a_failed_training_run_is_a_target_without_data_not_a_silent_gap():
+    phases = [Phase("predict"), Phase("training", result={"runs": {
+        "bf16": {"status": "ok", "test": {"balanced_accuracy": 0.9}},
+        "bf16_compile": {"status": "failed", "error": "BackendCompilerFailed: no C compiler", "test": None},
+        "fp32": {"status": "ok", "test": None}}})]
+    rows = {row["target"]: row["met"] for row in targets(phases, dry_run=False)}
+    assert rows["training bf16: test balanced accuracy (sane)"] == "yes"
+    assert rows["training bf16_compile: test balanced accuracy (sane)"] == "no data"
+    assert not any("fp32: test" in target for target in rows)

@@ -325,7 +325,28 @@ def _manifests(settings: CheckSettings, data: Path | None, work: Path) -> tuple[
 
 
 def real_training(settings: CheckSettings, data: Path | None, work: Path, log: Callable[[str], None]) -> dict[str, Any]:
-    """Each (precision, compile) run: train, `ugn evaluate` on the test split; then bf16-vs-fp32 agreement."""
+    """Each (precision, compile) run: train, `ugn evaluate` on the test split (a failing run, e.g. a compiler
+    missing for --compile, is recorded and the next one runs); then bf16-vs-fp32 agreement of the first run."""
+    s = settings
+    train, val, test = _manifests(s, data, work)
+    runs: dict[str, Any] = {}
+    pretrained = s.pretrained
+    for number, (precision, compiled) in enumerate(s.runs):
+        name = f"{precision}{'_compile' if compiled else ''}"
+        try:
+            runs[name], pretrained = _training_run(s, name, precision, compiled, pretrained, (train, val), work, log)
+            runs[name]["test"] = _evaluate(work / name, test, s.device) if number < s.evaluated_runs else None
+        except Exception as exc:  # noqa: BLE001 - recorded; the other runs still say something
+            runs[name] = {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "test": None}
+            log(f"training run {name} failed: {runs[name]['error']}")
+    first = work / f"{s.runs[0][0]}{'_compile' if s.runs[0][1] else ''}"
+    return {"manifests": {"train": str(train), "val": str(val), "test": str(test)}, "runs": runs,
+            "bf16_vs_fp32": precision_agreement(first / "best.pt", val, s.device)}
+
+
+def _training_run(s: CheckSettings, name: str, precision: str, compiled: bool, pretrained: str,
+                  manifests: tuple[Path, Path], work: Path, log: Callable[[str], None]) -> tuple[dict[str, Any], str]:
+    """One `ugn train` run in work/name; falls back to random weights when no pretrained ones can be had."""
     import pandas as pd
 
     from unifiedgender.runtime import init_runtime
@@ -333,35 +354,25 @@ def real_training(settings: CheckSettings, data: Path | None, work: Path, log: C
     from unifiedgender.training.progress import Reporter
     from unifiedgender.training.trainer import run_training
 
-    s = settings
-    train, val, test = _manifests(s, data, work)
-    pretrained = s.pretrained
-    runs: dict[str, Any] = {}
-    for number, (precision, compiled) in enumerate(s.runs):
-        name = f"{precision}{'_compile' if compiled else ''}"
-        config = TrainConfig(tag=f"{s.train_backbone}_F0_Af_Lb_Z0", arch="classifier", train=str(train), val=str(val),
-                             out=str(work / name), epochs=s.epochs, batch_size=s.train_batch, image_size=s.image_size,
-                             workers=max(s.workers * 2, 1), lr=3e-4, pretrained=pretrained, cache="memory",
-                             early_stop_patience=0, device=s.device, precision=precision, compile=compiled).validate()
-        rt = init_runtime(device=s.device, precision=precision, compile=compiled)
-        started = time.perf_counter()
-        try:
-            run_training(config, rt, overwrite=True, reporter=Reporter(stream=sys.stdout, tty=False))
-        except UserError as exc:
-            if pretrained == "none" or "no pretrained weights" not in str(exc):
-                raise
-            log(f"{exc}: training from random weights instead")
-            pretrained = config.pretrained = "none"
-            run_training(config, rt, overwrite=True, reporter=Reporter(stream=sys.stdout, tty=False))
-        seconds = time.perf_counter() - started
-        history = pd.read_csv(Path(config.out) / "history.csv")
-        runs[name] = {"seconds": round(seconds, 1), "pretrained": pretrained,
-                      "train_images_per_s": [round(v, 1) for v in history["images_per_s"]],
-                      "best_val_balanced_acc": float(history["val_balanced_acc"].max()),
-                      "test": _evaluate(Path(config.out), test, s.device) if number < s.evaluated_runs else None}
-    first = work / s.runs[0][0]
-    return {"manifests": {"train": str(train), "val": str(val), "test": str(test)}, "runs": runs,
-            "bf16_vs_fp32": precision_agreement(first / "best.pt", val, s.device)}
+    config = TrainConfig(tag=f"{s.train_backbone}_F0_Af_Lb_Z0", arch="classifier", train=str(manifests[0]),
+                         val=str(manifests[1]), out=str(work / name), epochs=s.epochs, batch_size=s.train_batch,
+                         image_size=s.image_size, workers=max(s.workers * 2, 1), lr=3e-4, pretrained=pretrained,
+                         cache="memory", early_stop_patience=0, device=s.device, precision=precision,
+                         compile=compiled).validate()
+    rt = init_runtime(device=s.device, precision=precision, compile=compiled)
+    started = time.perf_counter()
+    try:
+        run_training(config, rt, overwrite=True, reporter=Reporter(stream=sys.stdout, tty=False))
+    except UserError as exc:
+        if pretrained == "none" or "no pretrained weights" not in str(exc):
+            raise
+        log(f"{exc}: training from random weights instead")
+        pretrained = config.pretrained = "none"
+        run_training(config, rt, overwrite=True, reporter=Reporter(stream=sys.stdout, tty=False))
+    history = pd.read_csv(Path(config.out) / "history.csv")
+    return {"status": "ok", "seconds": round(time.perf_counter() - started, 1), "pretrained": pretrained,
+            "train_images_per_s": [round(v, 1) for v in history["images_per_s"]],
+            "best_val_balanced_acc": float(history["val_balanced_acc"].max())}, pretrained
 
 
 def _evaluate(run: Path, test: Path, device: str) -> dict[str, Any]:
@@ -430,9 +441,10 @@ def targets(phases: list[Phase], dry_run: bool) -> list[dict[str, Any]]:
         TARGETS["predict/ceiling"])
     training = by_name["training"].result
     for name, run in training.get("runs", {}).items():
-        if run["test"] is None:
-            continue
-        add(f"training {name}: test balanced accuracy (sane)", run["test"].get("balanced_accuracy"), SANE_BALANCED_ACC)
+        if run.get("status") == "ok" and run["test"] is None:
+            continue  # trained but not evaluated (the dry run evaluates one run)
+        add(f"training {name}: test balanced accuracy (sane)", (run["test"] or {}).get("balanced_accuracy"),
+            SANE_BALANCED_ACC)
     agreement = training.get("bf16_vs_fp32", {})
     add("bf16 vs fp32: max |prob difference|", agreement.get("max_abs_prob_diff"), BF16_MAX_PROB_DIFF, higher=False)
     return rows
@@ -455,6 +467,14 @@ def markdown(report: GpuCheckReport) -> str:
             rates = {r["name"]: r["images_per_s"] for r in p.result["results"]}
             lines.append(f"| {p.result['backbone']} | {rates['synthetic']:.1f} | {rates['project']:.1f} | {rates['pil']:.1f} | "
                          f"{p.result['ratio_project_vs_synthetic']:.2f} | {p.result['ratio_project_vs_pil']:.2f} |")
+    training = next((p.result for p in report.phases if p.name == "training"), {})
+    lines += ["", "## Training runs", "", "| run | status | seconds | train images/s per epoch | best val BA | test BA |",
+              "|---|---|--:|---|--:|--:|"]
+    for name, run in training.get("runs", {}).items():
+        test = (run.get("test") or {}).get("balanced_accuracy")
+        lines.append(f"| {name} | {run.get('status')} {run.get('error', '')[:120]} | {run.get('seconds', '')} | "
+                     f"{run.get('train_images_per_s', '')} | {run.get('best_val_balanced_acc', '')} | "
+                     f"{'' if test is None else f'{test:.3f}'} |")
     lines += ["", "## Targets", "", "| target | goal | value | met |", "|---|---|--:|---|"]
     for row in report.targets:
         value = "" if row["value"] is None else f"{row['value']:.3f}"
