@@ -259,3 +259,17 @@ def test_each_rank_draws_its_own_random_numbers_and_rank_0_keeps_the_seed():
     assert not torch.equal(rank0[0], rank1[0]) and rank0[1] != rank1[1] and rank0[2] != rank1[2]
     mask0, mask1 = (seed_everything(7, r) or torch.nn.functional.dropout(torch.ones(64), 0.5) for r in (0, 1))
     assert not torch.equal(mask0, mask1)
+
+
+def test_ddp_is_told_about_parameters_a_step_can_leave_without_gradient():
+    from unifiedgender.models import create_model
+    from unifiedgender.training.trainer import may_leave_parameters_unused
+
+    def model(arch, **kwargs):
+        return create_model(arch, TINY, pretrained="none", **kwargs)
+
+    assert not may_leave_parameters_unused(model("classifier"), age_weight=1.0)
+    assert not may_leave_parameters_unused(model("mag", gating="soft"), age_weight=1.0)
+    assert may_leave_parameters_unused(model("mag", gating="hard"), age_weight=1.0)
+    assert may_leave_parameters_unused(model("multitask"), age_weight=0.0)
+    assert not may_leave_parameters_unused(model("multitask"), age_weight=1.0)
