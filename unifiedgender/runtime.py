@@ -162,10 +162,6 @@ class Runtime:
         model = getattr(model, "_orig_mod", model)
         return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
-    def barrier(self) -> None:
-        if self.distributed:
-            torch.distributed.barrier()
-
     def all_gather_object(self, obj: Any) -> list[Any]:
         """Every rank's `obj`, in rank order (just [obj] when not distributed)."""
         if not self.distributed:
