@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from unifiedgender.decision import Threshold
 from unifiedgender.errors import UserError
+from unifiedgender.evaluation.shift import ShiftCheck, check_shift
 from unifiedgender.inference.sources import collect_inputs
 from unifiedgender.inference.writers import output_format
 
@@ -36,6 +38,8 @@ class PredictSummary:
     contact_sheet: Path | None = None
     model: str = ""
     engine: str = ""
+    threshold: Threshold | None = None
+    shift: ShiftCheck | None = None
 
     @property
     def n_failed(self) -> int:
@@ -61,7 +65,8 @@ def run_predict(
     batch_size: int = 64,
     workers: int | None = None,
     tta: bool = False,
-    threshold: float = 0.5,
+    threshold: float | None = None,
+    threshold_policy: str | None = None,
     group_by: str | None = None,
     output: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
@@ -72,14 +77,17 @@ def run_predict(
     on_start: Callable[[int], None] | None = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
 ) -> PredictSummary:
-    """Predict every input image; usage problems raise UserError before any model is loaded."""
+    """Predict every input image; usage problems raise UserError before any model is loaded.
+
+    Labels use `threshold` when given, else the model's stored threshold (of `threshold_policy` when given).
+    """
     from unifiedgender.inference.annotate import Annotator, ContactSheet
     from unifiedgender.inference.grouping import SUBJECT_FIELDS, SubjectGrouper
     from unifiedgender.inference.predictor import RECORD_FIELDS, Predictor, check_modality
     from unifiedgender.inference.writers import open_records
 
     check_modality(modality)
-    grouper = SubjectGrouper(group_by, threshold) if group_by else None
+    grouper = SubjectGrouper(group_by) if group_by else None
     outputs = []
     if output is not None:
         output_format(output)
@@ -92,11 +100,16 @@ def run_predict(
     images = collect_inputs(inputs, recursive=recursive, modality=modality)
     sheet = ContactSheet(contact_sheet, overwrite=overwrite) if contact_sheet else None
     predictor = Predictor.from_checkpoint(
-        checkpoint, device=device, engine=engine, batch_size=batch_size, workers=workers, tta=tta, threshold=threshold
+        checkpoint, device=device, engine=engine, batch_size=batch_size, workers=workers, tta=tta, threshold=threshold,
+        threshold_policy=threshold_policy,
     )
+    if grouper is not None:
+        grouper.threshold = predictor.threshold
     annotator = Annotator(annotate, overwrite=overwrite) if annotate else None
     fields = RECORD_FIELDS + (("subject",) if grouper else ())
-    summary = PredictSummary(n_images=len(images), model=predictor.tag or Path(checkpoint).name, engine=predictor.engine)
+    summary = PredictSummary(n_images=len(images), model=predictor.tag or Path(checkpoint).name, engine=predictor.engine,
+                             threshold=predictor.threshold_choice)
+    scores: list[float] = []
     if on_start is not None:
         on_start(len(images))
     started = time.perf_counter()
@@ -107,6 +120,8 @@ def run_predict(
             if grouper is not None:
                 record["subject"] = grouper.add(record) or ""
             _count(summary, record)
+            if record["status"] == "ok":
+                scores.append(record["prob_male"])
             if writer is not None:
                 writer.write(record)
             if annotator is not None:
@@ -116,6 +131,7 @@ def run_predict(
             if on_record is not None:
                 on_record(record)
     summary.seconds = time.perf_counter() - started
+    summary.shift = check_shift(predictor.decision.scores, scores, predictor.threshold)
     summary.output = Path(output) if output is not None else None
     if grouper is not None:
         summary.subject_rows = grouper.rows()
