@@ -2,7 +2,8 @@
 # The GPU check of issue #18 as one command: `ugn bench all` (bench train for resnet18 and tf_efficientnetv2_s,
 # the hot loop's GPU syncs, bench predict against the model's ceiling, a short LFW training with compile on/off
 # and bf16/fp32 + `ugn evaluate`, device facts and peak memory) -> one JSON file and its Markdown twin.
-# About 6 minutes on one recent GPU; killed after UGN_CHECK_TIMEOUT seconds (default 480).
+# About 6 minutes on one recent GPU; killed after UGN_CHECK_TIMEOUT seconds (default 480; 0 = no limit, the
+# default of a --dry-run, whose speed depends on the CPU and its load).
 # Without a GPU (or with --dry-run) it prints the plan and runs every phase on the CPU with tiny settings.
 # Usage:  bash scripts/gpu_check.sh [-o RESULT.json] [--data LFW_FOLDER] [--dry-run] [--overwrite]
 #         sbatch scripts/gpu_check.sh -o gpu_check.json
@@ -26,4 +27,6 @@ if [ -z "${UGN_WEIGHTS_DIR:-}" ]; then
   done
 fi
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-4}
-exec timeout "${UGN_CHECK_TIMEOUT:-480}" "${UGN_CMD[@]}" bench all "$@"
+LIMIT=480
+for arg in "$@"; do [ "$arg" = --dry-run ] && LIMIT=0; done
+exec timeout "${UGN_CHECK_TIMEOUT:-$LIMIT}" "${UGN_CMD[@]}" bench all "$@"
