@@ -477,7 +477,7 @@ def markdown(report: GpuCheckReport) -> str:
                      f"{'' if test is None else f'{test:.3f}'} |")
     lines += ["", "## Targets", "", "| target | goal | value | met |", "|---|---|--:|---|"]
     for row in report.targets:
-        value = "" if row["value"] is None else f"{row['value']:.3f}"
+        value = "" if row["value"] is None else f"{row['value']:.3g}"
         lines.append(f"| {row['target']} | {row['goal']} | {value} | {row['met']} |")
     lines += ["", "Full figures (predict, syncs, training runs, evaluation): the JSON file beside this one.", ""]
     return "\n".join(lines)
