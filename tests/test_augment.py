@@ -78,3 +78,31 @@ def test_grayscale_single_channel_and_unknown_code():
     assert out.shape == (8, 1, 32, 32)
     with pytest.raises(UserError, match="unknown augmentation code 'Ax'"):
         preset_name("x")
+
+
+def test_batched_randaugment_equals_torchvision_ops_image_by_image():
+    """Each distinct op runs once on its sub-batch: the same pixels as applying every image's ops alone."""
+    aug = _aug("randaugment")
+    x = _images()
+    plan = aug.plan_randaugment(8, *x.shape[-2:])
+    assert len(plan) == 2 and all(len(slot) == 8 for slot in plan)
+    names = set(aug._randaugment._AUGMENTATION_SPACE)
+    assert all(name in names for slot in plan for name, _ in slot)
+    batched = aug.apply_randaugment(x, plan)
+    ra = aug._randaugment
+    for i in range(8):
+        one = x[i : i + 1]
+        for slot in plan:
+            name, magnitude = slot[i]
+            one = ra._apply_image_or_video_transform(one, name, magnitude, interpolation=ra.interpolation, fill=ra._fill)
+        assert torch.equal(batched[i : i + 1], one), (i, [slot[i] for slot in plan])
+    assert torch.equal(x, _images()), "the input batch is left as it was"
+
+
+def test_randaugment_draws_from_the_checkpointed_generator_not_torch():
+    x, modality = _images(), torch.zeros(8, dtype=torch.long)
+    torch.manual_seed(0)
+    a = _aug("randaugment", seed=3)(x, modality)[0]
+    torch.manual_seed(1)  # another global torch state: same augmentation
+    b = _aug("randaugment", seed=3)(x, modality)[0]
+    assert torch.equal(a, b)

@@ -20,6 +20,9 @@ def test_benchmark_compares_both_engines_with_the_baseline(tmp_path):
     assert result.baseline_images_per_s > 0 and all(v > 0 for v in result.engines_images_per_s.values())
     assert result.max_abs_diff < 1e-4, "the predictor must compute what the one-by-one loop computes"
     assert result.speedup("torch") == pytest.approx(result.engines_images_per_s["torch"] / result.baseline_images_per_s)
+    ceiling = result.ceiling_images_per_s
+    assert set(ceiling) == {"torch", "onnxruntime"} and all(v > 0 for v in ceiling.values())
+    assert result.as_dict()["of_ceiling"]["torch"] == pytest.approx(result.engines_images_per_s["torch"] / ceiling["torch"])
     with pytest.raises(UserError, match="takes hand or face images, not 'fingerprint'"):
         run_predict_benchmark(paths, ckpt, modality="fingerprint", rounds=1)
 
@@ -42,4 +45,4 @@ def test_ugn_bench_predict_command(tmp_path, capsys):
                           "-b", "3", "--rounds", "1", "--threads", "1"], capsys)
     assert code == 0, text
     assert "baseline" in text and "engine onnxruntime" in text and "engine torch" in text
-    assert len(re.findall(r"\d+\.\d+x", text)) == 3
+    assert len(re.findall(r"\d+\.\d+x", text)) == 3 and text.count("ceiling: engine") == 2

@@ -57,3 +57,22 @@ def test_sigterm_to_torchrun_saves_once_for_both_ranks_and_resume_auto_finishes(
     assert f"resumed at epoch 2 step {state['progress']['step']}" in resumed.stdout
     assert "replicas in sync across 2 ranks: yes" in resumed.stdout
     assert list(pd.read_csv(out / "history.csv")["epoch"]) == [1, 2]
+
+
+@pytest.mark.parametrize("arch, extras, setting", [("mag", "_gating=hard", "modality_lambda: 0"),
+                                                    ("multitask", "", "age_weight: 0")])
+def test_ddp_with_parameters_that_get_no_gradient(tmp_path, arch, extras, setting):
+    """MAG hard gating with modality weight 0 and multitask with age weight 0 leave parameters unused:
+    without find_unused_parameters DDP fails on the second step."""
+    train, val = make_manifests(tmp_path / "data", n_train=12, n_val=6)
+    out = tmp_path / "run"
+    (tmp_path / "weights.yaml").write_text(setting + "\n")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "unifiedgender", "train", "--config", str(tmp_path / "weights.yaml"),
+           "--tag", f"{TINY}_F0_An_Lb_Z0{extras}", "--arch", arch,
+           "--train", str(train), "--val", str(val), "--out", str(out), "--epochs", "1", "--batch-size", "2",
+           "--image-size", "32", "--pretrained", "none", "--workers", "0"]
+    result = subprocess.run(cmd, env=subprocess_env(tmp_path), capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert "replicas in sync across 2 ranks: yes" in result.stdout
+    assert (pd.read_csv(out / "history.csv")["train_images"] == 12).all()  # 3 steps per rank

@@ -111,3 +111,15 @@ def test_export_errors(tmp_path, capsys):
     onnx.save(plain, str(tmp_path / "plain.onnx"))
     with pytest.raises(UserError, match="ONNX model without ugn metadata; export it with `ugn export"):
         Predictor.from_checkpoint(tmp_path / "plain.onnx")
+
+
+def test_onnx_on_a_gpu_without_onnxruntime_gpu_is_refused_not_run_on_the_cpu(tmp_path):
+    """The `export` extra installs CPU-only onnxruntime: --device cuda must say so instead of silently using the CPU."""
+    from unifiedgender.errors import UserError
+    from unifiedgender.inference.predictor import OnnxBackend, onnx_has_cuda
+
+    if onnx_has_cuda():
+        pytest.skip("this onnxruntime has a CUDA provider")
+    path = export_checkpoint(make_checkpoint(tmp_path / "m.pt"), "onnx")["output"]
+    with pytest.raises(UserError, match="no CUDA provider .* onnxruntime-gpu"):
+        OnnxBackend.load(path, torch.device("cuda", 0))

@@ -173,3 +173,22 @@ def test_engines_agree_and_auto_falls_back_to_torch(ckpt, images):
         Predictor.from_model(_NoOnnxModel(), engine="onnxruntime")
     with pytest.raises(UserError, match="unknown engine 'tensorrt'; use one of auto, torch, onnxruntime"):
         Predictor.from_checkpoint(ckpt, engine="tensorrt")
+
+
+def test_gpu_input_path_uint8_batches_normalised_on_the_device_give_the_same_predictions(ckpt, images):
+    """The GPU path (uint8 transfer, normalisation and mirror TTA on the device), run on the CPU, matches the
+    float preprocessing in the decoding threads."""
+    from unifiedgender.checkpoint import load_checkpoint
+    from unifiedgender.inference.predictor import TorchBackend
+
+    for tta in (False, True):
+        float_path = Predictor.from_checkpoint(ckpt, engine="torch", device="cpu", batch_size=4, tta=tta)
+        model, info = load_checkpoint(ckpt)
+        backend = TorchBackend(model, "cpu")
+        backend.takes_uint8 = True  # as on a GPU
+        uint8_path = Predictor(backend, info["data_config"], batch_size=4, tta=tta)
+        assert uint8_path.uint8 and not float_path.uint8
+        assert uint8_path._load(str(images[0])).dtype == torch.uint8
+        want = [r["prob_male"] for r in float_path.predict_paths(images, modality="face")]
+        got = [r["prob_male"] for r in uint8_path.predict_paths(images, modality="face")]
+        np.testing.assert_allclose(got, want, atol=1e-5)

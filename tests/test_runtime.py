@@ -51,3 +51,20 @@ def test_state_digest_detects_a_change():
     with torch.no_grad():
         model.bias[0] += 1e-6
     assert state_digest(model) != before
+
+
+def test_auto_precision_ignores_emulated_bf16(monkeypatch):
+    """Pre-Ampere GPUs report bf16 as supported only through emulation: auto must pick fp16 there."""
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert resolve_precision("auto", torch.device("cuda", 0)) == "fp16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert resolve_precision("auto", torch.device("cuda", 0)) == "bf16"
+
+
+def test_prefetch_hands_out_every_batch_in_order_on_the_device():
+    rt = init_runtime(device="cpu")
+    batches = [{"image": torch.full((2, 1), i), "meta": [torch.tensor(i)]} for i in range(4)]
+    got = list(rt.prefetch(iter(batches)))
+    assert [int(b["image"][0, 0]) for b in got] == [0, 1, 2, 3] and [int(b["meta"][0]) for b in got] == [0, 1, 2, 3]
+    assert all(b["image"].device == rt.device for b in got)
+    assert list(rt.prefetch([])) == []

@@ -279,3 +279,38 @@ def test_a_start_that_never_trained_is_replaced_and_a_run_is_not(manifests, tmp_
     refused = invoke(*train_args(manifests, foreign, "simple_cnn_F0_An_Lb_Z0", "simple_cnn"))
     assert isinstance(refused.exception, UserError) and "(it holds notes.txt)" in str(refused.exception)
     assert (foreign / "notes.txt").read_text() == "mine"
+
+
+def test_each_rank_draws_its_own_random_numbers_and_rank_0_keeps_the_seed():
+    """Per-rank seeding: dropout masks and RandAugment ops differ across DDP ranks; a single run is unchanged."""
+    import random
+
+    from unifiedgender.training.trainer import seed_everything
+
+    def draws(seed, rank):
+        seed_everything(seed, rank)
+        return torch.rand(4), np.random.rand(), random.random()
+
+    torch.manual_seed(7)
+    np.random.seed(7)
+    random.seed(7)
+    plain = torch.rand(4), np.random.rand(), random.random()
+    rank0, rank1 = draws(7, 0), draws(7, 1)
+    assert torch.equal(rank0[0], plain[0]) and rank0[1:] == plain[1:]
+    assert not torch.equal(rank0[0], rank1[0]) and rank0[1] != rank1[1] and rank0[2] != rank1[2]
+    mask0, mask1 = (seed_everything(7, r) or torch.nn.functional.dropout(torch.ones(64), 0.5) for r in (0, 1))
+    assert not torch.equal(mask0, mask1)
+
+
+def test_ddp_is_told_about_parameters_a_step_can_leave_without_gradient():
+    from unifiedgender.models import create_model
+    from unifiedgender.training.trainer import may_leave_parameters_unused
+
+    def model(arch, **kwargs):
+        return create_model(arch, TINY, pretrained="none", **kwargs)
+
+    assert not may_leave_parameters_unused(model("classifier"), age_weight=1.0)
+    assert not may_leave_parameters_unused(model("mag", gating="soft"), age_weight=1.0)
+    assert may_leave_parameters_unused(model("mag", gating="hard"), age_weight=1.0)
+    assert may_leave_parameters_unused(model("multitask"), age_weight=0.0)
+    assert not may_leave_parameters_unused(model("multitask"), age_weight=1.0)

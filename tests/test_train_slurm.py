@@ -112,3 +112,20 @@ def test_requeueable_passes_the_signal_on_and_requeues_the_job(tmp_path):
     assert shell.returncode == 0, err
     assert "got TERM" in out and "not reached" not in out
     assert (tmp_path / "scontrol.txt").read_text().split() == ["requeue", "77"]
+
+
+def test_multinode_script_passes_cpus_per_task_to_srun_and_caches_on_scratch(tmp_path):
+    """A fake srun (the real job step) sees SRUN_CPUS_PER_TASK and the cache folder on $SCRATCH."""
+    script = next(s for s in SCRIPTS if s.name == "train_multinode.sbatch")
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "scontrol").write_text("#!/bin/sh\necho node1\necho node2\n")
+    (fake_bin / "srun").write_text('#!/bin/sh\necho "cpus=$SRUN_CPUS_PER_TASK cache=$UGN_CACHE_DIR $*"\n')
+    for tool in ("scontrol", "srun"):
+        (fake_bin / tool).chmod(0o755)
+    result = _dry_run(tmp_path, script, "t_F0_Af_Lb_Z0", "umcc", "tr.csv", "va.csv", UGN_DRY_RUN="", UGN_CACHE_DIR="",
+                      SLURM_CPUS_PER_TASK="12", SLURM_NNODES="2", SLURM_JOB_ID="7", SLURM_JOB_NODELIST="node[1-2]",
+                      SCRATCH=str(tmp_path / "scratch"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"cpus=12 cache={tmp_path / 'scratch'}/.ugn-cache ")
+    assert "torchrun --nnodes 2" in result.stdout and "--rdzv_endpoint node1:20007" in result.stdout

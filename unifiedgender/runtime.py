@@ -11,7 +11,7 @@ import contextlib
 import datetime
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +21,9 @@ from torch import nn
 from unifiedgender.errors import UserError
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+CPU_WORK_TIMEOUT = datetime.timedelta(hours=12)  # ranks waiting for each other's CPU work (decoding a data set)
 DEVICES = ("auto", "cpu", "cuda", "mps")
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def resolve_device(name: str | torch.device | None = "auto", local_rank: int = 0) -> torch.device:
@@ -45,14 +46,19 @@ def resolve_device(name: str | torch.device | None = "auto", local_rank: int = 0
     return torch.device(name)
 
 
+def cuda_half_precision() -> str:
+    """bf16 on GPUs with native bf16 (Ampere and newer), else fp16: pre-Ampere GPUs only emulate bf16, slowly."""
+    return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """auto -> bf16 on CUDA GPUs that support it (else fp16), fp16 on MPS, fp32 on CPU."""
+    """auto -> bf16 on CUDA GPUs with native bf16 (else fp16), fp16 on MPS, fp32 on CPU."""
     if precision not in PRECISIONS:
         raise UserError(f"unknown precision '{precision}'; use one of {', '.join(PRECISIONS)}")
     if precision != "auto":
         return precision
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return cuda_half_precision()
     if device.type == "mps":
         return "fp16"
     return "fp32"
@@ -69,6 +75,7 @@ class Runtime:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    cpu_group: Any = None  # a gloo group with a long timeout, for waiting on CPU work (see cpu_barrier)
 
     @property
     def distributed(self) -> bool:
@@ -80,7 +87,7 @@ class Runtime:
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
-        return _DTYPES.get(self.precision)
+        return AUTOCAST_DTYPES.get(self.precision)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Mixed-precision context for forward passes (a no-op in fp32)."""
@@ -103,6 +110,26 @@ class Runtime:
             return type(obj)(self.to_device(v) for v in obj)
         return obj
 
+    def prefetch(self, batches: Iterable[Any]) -> Iterator[Any]:
+        """`batches` moved to the device one batch ahead. On CUDA the copy (from pinned memory) runs on a side
+        stream, so batch i+1 crosses the bus while step i computes; elsewhere it is `to_device` in order."""
+        if self.device.type != "cuda":
+            for batch in batches:
+                yield self.to_device(batch)
+            return
+        side, compute = torch.cuda.Stream(self.device), torch.cuda.current_stream(self.device)
+        pending = None
+        for batch in batches:
+            with torch.cuda.stream(side):
+                moved = self.to_device(batch)
+                copied = torch.cuda.Event()
+                copied.record(side)
+            if pending is not None:
+                yield _ready(*pending, compute)
+            pending = moved, copied
+        if pending is not None:
+            yield _ready(*pending, compute)
+
     @property
     def memory_format(self) -> torch.memory_format:
         return torch.channels_last if self.channels_last else torch.contiguous_format
@@ -111,16 +138,20 @@ class Runtime:
     def pin_memory(self) -> bool:
         return self.device.type == "cuda"
 
-    def prepare_model(self, model: nn.Module) -> nn.Module:
+    def prepare_model(self, model: nn.Module, find_unused_parameters: bool = False) -> nn.Module:
         """Move to the device (channels_last where asked) and wrap for DDP; compile last if asked."""
         model = model.to(self.device, memory_format=self.memory_format)
-        return self.wrap(model)
+        return self.wrap(model, find_unused_parameters)
 
-    def wrap(self, model: nn.Module) -> nn.Module:
-        """DDP-wrap (when distributed) and optionally torch.compile an already-placed model."""
+    def wrap(self, model: nn.Module, find_unused_parameters: bool = False) -> nn.Module:
+        """DDP-wrap (when distributed) and optionally torch.compile an already-placed model.
+
+        find_unused_parameters: some parameters may get no gradient in a step (MAG's hard gating, a loss term
+        weighted 0); DDP then searches the graph each step instead of waiting for their gradients forever.
+        """
         if self.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+            model = nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused_parameters)
         if self.compile:
             model = torch.compile(model)
         return model
@@ -130,10 +161,6 @@ class Runtime:
         """The plain module under torch.compile and DDP wrappers."""
         model = getattr(model, "_orig_mod", model)
         return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-    def barrier(self) -> None:
-        if self.distributed:
-            torch.distributed.barrier()
 
     def all_gather_object(self, obj: Any) -> list[Any]:
         """Every rank's `obj`, in rank order (just [obj] when not distributed)."""
@@ -159,6 +186,28 @@ class Runtime:
         torch.distributed.broadcast_object_list(box, src=0)
         return box[0]
 
+    def cpu_barrier(self) -> None:
+        """Wait for every rank over the CPU group: long CPU work (decoding a data set) cannot hit the GPU
+        collectives' timeout."""
+        if self.distributed:
+            torch.distributed.barrier(group=self.cpu_group)
+
+    def cpu_broadcast(self, obj: Any) -> Any:
+        """Rank 0's `obj` on every rank, over the CPU group."""
+        if not self.distributed:
+            return obj
+        box = [obj]
+        torch.distributed.broadcast_object_list(box, src=0, group=self.cpu_group)
+        return box[0]
+
+    def cpu_gather(self, obj: Any) -> list[Any]:
+        """Every rank's `obj` in rank order, over the CPU group."""
+        if not self.distributed:
+            return [obj]
+        out: list[Any] = [None] * self.world_size
+        torch.distributed.all_gather_object(out, obj, group=self.cpu_group)
+        return out
+
     def replicas_in_sync(self, model: nn.Module) -> bool:
         """True when every rank holds bit-identical weights (compared by a digest of the state dict)."""
         return len(set(self.all_gather_object(state_digest(self.unwrap(model))))) == 1
@@ -174,6 +223,25 @@ class Runtime:
         if self.distributed:
             text += f" rank={self.rank}/{self.world_size}"
         return text
+
+
+def _ready(batch: Any, copied: Any, compute: Any) -> Any:
+    """Make the compute stream wait for a side-stream copy and own its tensors' memory from then on."""
+    compute.wait_event(copied)
+    for tensor in _tensors(batch):
+        tensor.record_stream(compute)
+    return batch
+
+
+def _tensors(obj: Any) -> Iterator[torch.Tensor]:
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, dict):
+        for value in obj.values():
+            yield from _tensors(value)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            yield from _tensors(value)
 
 
 def state_digest(model: nn.Module) -> str:
@@ -216,15 +284,18 @@ def init_runtime(
     prec = resolve_precision(precision, dev)
     if prec != "fp32" and dev.type == "cpu" and precision == "fp16":
         raise UserError("--precision fp16 is not supported on CPU; use bf16 or fp32")
-    if world > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if dev.type == "cuda" else "gloo"
-        torch.distributed.init_process_group(
-            backend=backend, timeout=datetime.timedelta(minutes=timeout_minutes),
-            **({"device_id": dev} if backend == "nccl" else {}),
-        )
+    cpu_group = None
+    if world > 1:
+        if not torch.distributed.is_initialized():
+            backend = "nccl" if dev.type == "cuda" else "gloo"
+            torch.distributed.init_process_group(
+                backend=backend, timeout=datetime.timedelta(minutes=timeout_minutes),
+                **({"device_id": dev} if backend == "nccl" else {}),
+            )
+        cpu_group = torch.distributed.new_group(backend="gloo", timeout=CPU_WORK_TIMEOUT)
     if channels_last is None:  # faster for convolutions on GPUs and on CPUs (oneDNN): 1.5-2x measured on CPU
         channels_last = dev.type in ("cuda", "cpu")
-    return Runtime(dev, prec, channels_last, compile, rank, world, local)
+    return Runtime(dev, prec, channels_last, compile, rank, world, local, cpu_group)
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""`ugn bench` commands: training data path (`train`) and prediction throughput (`predict`)."""
+"""`ugn bench` commands: training data path (`train`), prediction throughput (`predict`), the GPU check (`all`)."""
 
 from __future__ import annotations
 
@@ -59,8 +59,9 @@ def predict(
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Compute threads for both paths (default: torch's)."),
     modality: str = typer.Option("face", "--modality", "-m", help="Modality given to the model."),
     rounds: int = typer.Option(3, "--rounds", min=1, help="Alternating rounds; each path keeps its best."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N (a GPU times the torch engine)."),
 ) -> None:
-    """Images/s of ugn predict (PyTorch and onnxruntime engines) vs. open-transform-forward one image at a time."""
+    """Images/s of ugn predict vs. open-transform-forward one image at a time and vs. the model's own ceiling."""
     import torch
     from rich.table import Table
 
@@ -72,16 +73,40 @@ def predict(
     paths = bench_images(folder, n_images)
     result = run_predict_benchmark(
         paths, checkpoint, arch=arch, backbone=backbone, batch_size=batch_size, workers=workers, modality=modality,
-        rounds=rounds,
+        rounds=rounds, device=device,
     )
-    table = Table(title=f"ugn bench predict · {result.model} · {result.n_images} images · CPU, {result.threads} threads")
-    for column in ("path", "images/s", "vs. baseline"):
+    where = f"{result.threads} threads" if result.device == "cpu" else f"{result.device}, {result.threads} CPU threads"
+    table = Table(title=f"ugn bench predict · {result.model} · {result.n_images} images · {where}")
+    for column in ("path", "images/s", "vs. baseline", "of ceiling"):
         table.add_column(column, justify="right" if column != "path" else "left")
-    table.add_row("baseline: PIL open + transform + forward, batch 1", f"{result.baseline_images_per_s:.1f}", "1.00x")
+    table.add_row("baseline: PIL open + transform + forward, batch 1", f"{result.baseline_images_per_s:.1f}", "1.00x", "")
     for engine, speed in result.engines_images_per_s.items():
         table.add_row(f"ugn predict, engine {engine}, batch {result.batch_size}, {result.workers} decoders", f"{speed:.1f}",
-                      f"{result.speedup(engine):.2f}x")
+                      f"{result.speedup(engine):.2f}x", f"{result.of_ceiling(engine):.2f}")
+        table.add_row(f"ceiling: engine {engine} on ready batches", f"{result.ceiling_images_per_s[engine]:.1f}", "", "1.00")
     console = make_console()
     console.print(table)
     console.print(f"best of {result.rounds} alternating rounds; max |prob difference| vs. baseline {result.max_abs_diff:.1e}",
                   highlight=False)
+
+
+@app.command("all")
+def bench_all(
+    output: Path = typer.Option(Path("gpu_check.json"), "--output", "-o", help="Result file (JSON; a .md twin is written beside it)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="LFW folder for the predict and training phases [default: $UGN_DATA/lfw_gender, shared/data or ../shared/data on a GPU; sample faces in a dry run]."),
+    device: str = typer.Option("auto", "--device", help="auto | cuda | cuda:N (cpu = a dry run)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and run every phase on the CPU with tiny settings (seconds)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing result file and its work folder."),
+) -> None:
+    """The prepared GPU check: bench train, sync count, bench predict, a short real training + evaluate."""
+    import sys
+
+    from unifiedgender.gpu_check import run_gpu_check
+
+    command = " ".join(["ugn bench all", *sys.argv[sys.argv.index("all") + 1:]]) if "all" in sys.argv else "ugn bench all"
+    report = run_gpu_check(output, data=data, dry_run=dry_run, overwrite=overwrite, device=device, command=command,
+                           log=lambda m: print(m, flush=True))
+    failed = [p.name for p in report.phases if p.status != "ok"]
+    print(f"wrote {output} and {output.with_suffix('.md')}" + (f"; failed phases: {', '.join(failed)}" if failed else ""))
+    if failed:
+        raise typer.Exit(1)

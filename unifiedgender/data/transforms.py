@@ -80,6 +80,15 @@ class EvalTransform:
             image = image.convert(self.mode)
         return self.pipeline(image)
 
+    def uint8(self, image: Any) -> Any:
+        """Mode, resize and crop only: a uint8 tensor [C,H,W] for normalising on the device (4x less to copy)."""
+        from torchvision.transforms.functional import pil_to_tensor
+
+        if image.mode != self.mode:
+            image = image.convert(self.mode)
+        resize, crop = self.pipeline.transforms[:2]
+        return pil_to_tensor(crop(resize(image)))
+
     def __repr__(self) -> str:
         return f"EvalTransform(mode={self.mode}, {self.pipeline})"
 

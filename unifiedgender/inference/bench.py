@@ -1,9 +1,11 @@
-"""`ugn bench predict`: images/s of the project's predict path against a one-image-at-a-time PIL loop.
+"""`ugn bench predict`: images/s of the project's predict path against a one-image-at-a-time PIL loop and
+against the model's own ceiling.
 
 The baseline is how the original UnifiedGenderNet predict script works: for each file, open it with PIL,
-apply the eval transform, run the model on a batch of one under `torch.no_grad()`. Both run in one process
-on the same model, the same files (read once beforehand so both find them in the page cache) and the same
-preprocessing; the ratio of the two is the figure that matters, not the absolute speed of a shared machine.
+apply the eval transform, run the model on a batch of one under `torch.no_grad()`. The ceiling is the same
+model on ready-made batches already on the device (no decoding, no transfer): what the model alone allows.
+All run in one process on the same model, the same files (read once beforehand so all find them in the page
+cache) and the same preprocessing; the ratios are the figures that matter, not the absolute speed.
 """
 
 from __future__ import annotations
@@ -42,12 +44,17 @@ class PredictBenchResult:
     baseline_images_per_s: float
     engines_images_per_s: dict[str, float]
     max_abs_diff: float
+    ceiling_images_per_s: dict[str, float]  # per engine: the model on ready batches on the device
 
     def speedup(self, engine: str) -> float:
         return self.engines_images_per_s[engine] / self.baseline_images_per_s
 
+    def of_ceiling(self, engine: str) -> float:
+        return self.engines_images_per_s[engine] / self.ceiling_images_per_s[engine]
+
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "speedup": {e: self.speedup(e) for e in self.engines_images_per_s}}
+        return {**asdict(self), "speedup": {e: self.speedup(e) for e in self.engines_images_per_s},
+                "of_ceiling": {e: self.of_ceiling(e) for e in self.engines_images_per_s}}
 
 
 def bench_images(folder: str | os.PathLike[str] | None, n_images: int, recursive: bool = True) -> list[str]:
@@ -88,15 +95,35 @@ def synthetic_images(folder: Path, n: int, size: int = 250) -> list[str]:
 
 
 def baseline_loop(model: torch.nn.Module, transform: Any, paths: Sequence[str], modality: int) -> np.ndarray:
-    """The original predict script: open, transform, forward, one image at a time."""
-    index = torch.tensor([modality], dtype=torch.long)
+    """The original predict script: open, transform, forward, one image at a time (on the model's device)."""
+    device = next(model.parameters()).device
+    index = torch.tensor([modality], dtype=torch.long, device=device)
     probs = np.empty(len(paths))
     with torch.no_grad():
         for i, path in enumerate(paths):
             image = Image.open(path).convert("RGB")
-            batch = transform(image).unsqueeze(0)
+            batch = transform(image).unsqueeze(0).to(device)
             probs[i] = torch.sigmoid(model(batch, index)["logit"]).item()
     return probs
+
+
+def model_ceiling(backend: Any, data_config: dict[str, Any], n_images: int, batch_size: int) -> float:
+    """Images/s of the backend on one ready batch already on its device (random uint8 images when it takes
+    them, else normalised floats), repeated for `n_images`: the rate the model itself allows."""
+    channels, height, width = (int(v) for v in data_config["input_size"])
+    device = getattr(backend, "device", torch.device("cpu"))
+    shape = (batch_size, channels, height, width)
+    if getattr(backend, "takes_uint8", False):
+        images = torch.randint(0, 256, shape, dtype=torch.uint8, device=device)
+    else:
+        images = torch.randn(shape, device=device)
+    modality = torch.zeros(batch_size, dtype=torch.long, device=device)
+    backend.logits(images, modality)  # warm-up (cudnn autotuning, onnxruntime allocations)
+    batches = max(1, -(-n_images // batch_size))
+    started = time.perf_counter()
+    for _ in range(batches):
+        backend.logits(images, modality)  # returns host numbers: every batch is finished when it returns
+    return batches * batch_size / (time.perf_counter() - started)
 
 
 def run_predict_benchmark(
@@ -108,14 +135,18 @@ def run_predict_benchmark(
     batch_size: int = 64,
     workers: int | None = None,
     modality: str = "face",
-    engines: Sequence[str] = ("torch", "onnxruntime"),
+    engines: Sequence[str] | None = None,
     rounds: int = 3,
+    device: str = "cpu",
 ) -> PredictBenchResult:
-    """Time the baseline loop and `Predictor.predict_paths` (each engine) on the same files and model.
+    """Time the baseline loop, `Predictor.predict_paths` (each engine) and each engine's model ceiling on the
+    same files and model; engines default to torch and onnxruntime on a CPU, torch on a GPU.
 
     The paths alternate within each of `rounds` rounds and each keeps its best round: on a shared machine
     other processes only ever slow a run down.
     """
+    from unifiedgender.runtime import resolve_device
+
     from unifiedgender.data.manifest import MODALITIES
     from unifiedgender.data.transforms import build_eval_transform
     from unifiedgender.inference.predictor import Predictor, allowed_modalities, check_modality
@@ -133,15 +164,18 @@ def run_predict_benchmark(
         model = create_model(arch, backbone, pretrained="none").eval()
         name, allowed = f"{arch} {backbone} (random weights)", allowed_modalities(arch, False)
     check_modality(modality, allowed)
+    target = resolve_device(device)
+    engines = tuple(engines or (("torch", "onnxruntime") if target.type == "cpu" else ("torch",)))
     for path in paths:  # every path then reads from the page cache
         Path(path).read_bytes()
     transform = build_eval_transform(model.data_config)
     index = MODALITIES.index(modality)
     predictors = {
-        engine: Predictor.from_model(copy.deepcopy(model), modalities=allowed, tag=name, device="cpu", engine=engine,
+        engine: Predictor.from_model(copy.deepcopy(model), modalities=allowed, tag=name, device=target, engine=engine,
                                      batch_size=batch_size, workers=workers)
         for engine in engines
     }
+    model = model.to(target)
     baseline_loop(model, transform, paths[:WARMUP_IMAGES], index)
     for predictor in predictors.values():
         list(predictor.predict_paths(paths[: min(len(paths), batch_size)], modality))
@@ -157,8 +191,11 @@ def run_predict_benchmark(
             probs = np.array([r["prob_male"] for r in predictor.predict_paths(paths, modality)], dtype=float)
             best[engine] = max(best.get(engine, 0.0), len(paths) / (time.perf_counter() - started))
             diff = max(diff, float(np.nanmax(np.abs(reference - probs))))
+    ceiling = {engine: max(model_ceiling(p.backend, p.data_config, len(paths), batch_size) for _ in range(rounds))
+               for engine, p in predictors.items()}
     return PredictBenchResult(
-        model=name, device="cpu", n_images=len(paths), batch_size=batch_size,
+        model=name, device=str(target), n_images=len(paths), batch_size=batch_size,
         workers=next(iter(predictors.values())).workers if predictors else 0, threads=torch.get_num_threads(),
         rounds=rounds, baseline_images_per_s=best.pop("baseline"), engines_images_per_s=best, max_abs_diff=diff,
+        ceiling_images_per_s=ceiling,
     )

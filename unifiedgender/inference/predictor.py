@@ -29,7 +29,7 @@ from unifiedgender.data.images import DEFAULT_MAX_PIXELS, ImageReadError, load_i
 from unifiedgender.data.manifest import MODALITIES
 from unifiedgender.decision import Decision, calibrated_probs
 from unifiedgender.errors import UserError
-from unifiedgender.runtime import resolve_device
+from unifiedgender.runtime import AUTOCAST_DTYPES, cuda_half_precision, resolve_device
 
 RECORD_FIELDS = ("path", "modality", "prob_male", "prob_female", "label", "confidence", "status")
 ENGINES = ("auto", "torch", "onnxruntime")
@@ -39,13 +39,18 @@ PREFETCH_BATCHES = 2  # batches decoded ahead of the model: bounds memory to abo
 
 
 class Backend(Protocol):
-    """Runs a preprocessed float batch [B,C,H,W] with modality indices [B] and returns male logits [B]."""
+    """Runs a preprocessed batch [B,C,H,W] with modality indices [B] and returns male logits [B], or [2,B]
+    (the images, then their mirror images) with `mirrored`."""
 
-    def logits(self, images: torch.Tensor, modality: torch.Tensor) -> np.ndarray: ...
+    def logits(self, images: torch.Tensor, modality: torch.Tensor, mirrored: bool = False) -> np.ndarray: ...
 
 
 class TorchBackend:
-    """A PyTorch model in eval mode on one device: channels_last, inference_mode, autocast on CUDA."""
+    """A PyTorch model in eval mode on one device: channels_last, inference_mode, autocast on CUDA.
+
+    On a GPU it takes uint8 batches (resized and cropped on the CPU) and normalises them on the device, so a
+    quarter of the bytes cross the bus; mirror images for TTA are made on the device too.
+    """
 
     name = "torch"
 
@@ -53,17 +58,25 @@ class TorchBackend:
         self.device = resolve_device(device)
         self.model = model.eval().to(self.device, memory_format=torch.channels_last)
         self.autocast_dtype = None
+        self.takes_uint8 = self.device.type == "cuda"  # on a CPU, float preprocessing in the decoding threads
+        self.normalize: Any = None  # set by Predictor for uint8 input (training.augment.Normalize)
         if self.device.type == "cuda":
-            self.autocast_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            self.autocast_dtype = AUTOCAST_DTYPES[cuda_half_precision()]
 
-    def logits(self, images: torch.Tensor, modality: torch.Tensor) -> np.ndarray:
-        return self.outputs(images, modality)["logit"]
+    def logits(self, images: torch.Tensor, modality: torch.Tensor, mirrored: bool = False) -> np.ndarray:
+        return self.outputs(images, modality, mirrored)["logit"]
 
-    def outputs(self, images: torch.Tensor, modality: torch.Tensor) -> dict[str, np.ndarray]:
-        """Every output of the model as float arrays: `logit` [B], and `age_logits` [B,K] for multitask."""
+    def outputs(self, images: torch.Tensor, modality: torch.Tensor, mirrored: bool = False) -> dict[str, np.ndarray]:
+        """Every output of the model as float arrays: `logit` [B], and `age_logits` [B,K] for multitask; with
+        `mirrored`, a leading axis of 2 (the images, then their mirror images)."""
         non_blocking = self.device.type == "cuda"
-        images = images.to(self.device, non_blocking=non_blocking).contiguous(memory_format=torch.channels_last)
+        images = images.to(self.device, non_blocking=non_blocking)
+        if images.dtype == torch.uint8:
+            images = self.normalize(images)
+        images = images.contiguous(memory_format=torch.channels_last)
         modality = modality.to(self.device, non_blocking=non_blocking)
+        if mirrored:
+            images, modality = torch.cat([images, images.flip(-1)]), torch.cat([modality, modality])
         autocast = (
             torch.autocast(self.device.type, dtype=self.autocast_dtype)
             if self.autocast_dtype is not None
@@ -73,6 +86,8 @@ class TorchBackend:
             out = self.model(images, modality)
         arrays = {key: value.float().cpu().numpy() for key, value in out.items() if key in ("logit", "age_logits")}
         arrays["logit"] = arrays["logit"].reshape(-1)
+        if mirrored:
+            arrays = {key: value.reshape(2, -1, *value.shape[1:]) for key, value in arrays.items()}
         return arrays
 
 
@@ -88,14 +103,20 @@ class OnnxBackend:
 
     @classmethod
     def load(cls, model: str | os.PathLike[str] | bytes, device: torch.device) -> OnnxBackend:
-        """A session on the CPU (or CUDA where onnxruntime has it and `device` is a GPU)."""
+        """A session on the CPU, or on CUDA for a GPU `device` (UserError when this onnxruntime has no CUDA)."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()  # the same knob as PyTorch's
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # leave cores to the decoders
         providers = ["CPUExecutionProvider"]
-        if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+        if device.type == "cuda":
+            if not onnx_has_cuda():
+                raise UserError(
+                    f"--device {device}: this onnxruntime has no CUDA provider (the `export` extra installs the CPU "
+                    "build), so the .onnx model would run on the CPU; use --device cpu, predict on the GPU with the .pt "
+                    "checkpoint, or replace onnxruntime with onnxruntime-gpu"
+                )
             providers.insert(0, "CUDAExecutionProvider")
         source = model if isinstance(model, bytes) else str(model)
         try:
@@ -121,10 +142,19 @@ class OnnxBackend:
         backend.model = model  # the source module (its .spec describes the model), as on TorchBackend
         return backend
 
-    def logits(self, images: torch.Tensor, modality: torch.Tensor) -> np.ndarray:
+    def logits(self, images: torch.Tensor, modality: torch.Tensor, mirrored: bool = False) -> np.ndarray:
+        if mirrored:
+            return np.stack([self.logits(images, modality), self.logits(images.flip(-1), modality)])
         feeds = {"image": images.numpy().astype(np.float32, copy=False), "modality": modality.numpy()}
         (out,) = self.session.run(["logit"], feeds)
         return np.asarray(out, dtype=np.float32).reshape(-1)
+
+
+def onnx_has_cuda() -> bool:
+    """Whether the installed onnxruntime can run on a GPU (onnxruntime-gpu; the `export` extra is CPU-only)."""
+    import onnxruntime as ort
+
+    return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
 @dataclass
@@ -204,6 +234,12 @@ class Predictor:
         self.threshold = self.threshold_choice.value
         self.max_pixels = max_pixels
         self.with_age = with_age
+        self.uint8 = bool(getattr(backend, "takes_uint8", False))
+        if self.uint8:
+            from unifiedgender.training.augment import Normalize
+
+            channels = int(self.data_config["input_size"][0])
+            backend.normalize = Normalize(self.data_config["mean"], self.data_config["std"], channels, backend.device)
 
     # ----------------------------------------------------------------------------------------- construction
     @classmethod
@@ -277,8 +313,11 @@ class Predictor:
         if engine == "torch":
             raise UserError(f"{path}: an exported ONNX model runs with onnxruntime; use the .pt checkpoint for --engine torch")
         meta = read_onnx_metadata(path)
+        target = resolve_device(device)
+        if device in (None, "auto") and target.type == "cuda" and not onnx_has_cuda():
+            target = torch.device("cpu")  # auto: the CPU build of onnxruntime runs on the CPU (docs/inference.md)
         return cls(
-            OnnxBackend.load(path, resolve_device(device)),
+            OnnxBackend.load(path, target),
             meta["data_config"],
             modalities=meta["modalities"],
             tag=meta["tag"],
@@ -293,7 +332,8 @@ class Predictor:
         probs = np.empty(len(images), dtype=np.float64)
         for start in range(0, len(images), self.batch_size):
             chunk = images[start : start + self.batch_size]
-            batch = torch.stack([self.transform(to_mode(img, self.mode)) for img in chunk])
+            load = self.transform.uint8 if self.uint8 else self.transform
+            batch = torch.stack([load(to_mode(img, self.mode)) for img in chunk])
             probs[start : start + len(chunk)] = self._scores(batch, [modality] * len(chunk))[0]
         return probs
 
@@ -337,7 +377,7 @@ class Predictor:
         except Exception as exc:  # noqa: BLE001 - one file's failure is its row's status; the batch goes on
             return f"cannot read: {type(exc).__name__}: {exc}"
         try:
-            return self.transform(image)
+            return self.transform.uint8(image) if self.uint8 else self.transform(image)
         except Exception as exc:  # noqa: BLE001 - e.g. a 1-pixel image that cannot be resized
             return f"cannot preprocess: {exc}"
 
@@ -382,13 +422,14 @@ class Predictor:
         group of each image (with TTA both are averaged over the image and its mirror image). prob_male is NaN
         where the model's output was not a number: callers report NON_FINITE."""
         index = torch.tensor([MODALITIES.index(m) if m else 0 for m in modalities], dtype=torch.long)
-        views = [images, images.flip(-1)] if self.tta else [images]
         run = getattr(self.backend, "outputs", None) if self.with_age else None
-        outputs = [run(view, index) if run else {"logit": self.backend.logits(view, index)} for view in views]
-        probs = np.mean([calibrated_probs(out["logit"], self.decision.temperature) for out in outputs], axis=0)
-        if "age_logits" not in outputs[0]:
+        outputs = run(images, index, self.tta) if run else {"logit": self.backend.logits(images, index, self.tta)}
+        probs = calibrated_probs(outputs["logit"], self.decision.temperature)
+        probs = probs.mean(axis=0) if self.tta else probs
+        if "age_logits" not in outputs:
             return probs, None
-        return probs, _age_groups(np.mean([_age_scores(out["age_logits"]) for out in outputs], axis=0))
+        ages = outputs["age_logits"]
+        return probs, _age_groups(np.mean([_age_scores(a) for a in ages], axis=0) if self.tta else _age_scores(ages))
 
 
 def _resolve(batch: list[tuple[_Item, Future]]) -> list[tuple[_Item, torch.Tensor | str]]:

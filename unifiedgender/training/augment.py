@@ -4,12 +4,15 @@ The tag's A code picks the preset:
   An none         resize (done once by the cache) + normalise
   Af full         random resized crop (scale 0.5-1, ratio 3/4-4/3), horizontal flip, colour jitter
                   (brightness/contrast/saturation 0.2), rotation +-10 degrees
-  Ar randaugment  RandAugment (torchvision, 2 ops, magnitude 9) per image, then random resized crop + flip
+  Ar randaugment  RandAugment (torchvision's ops, 2 per image, magnitude 9), then random resized crop + flip
   Am mixup        the full preset, then MixUp (alpha 0.2) or CutMix (alpha 1.0), half the batches each
 Crop, flip and rotation of a whole batch are one `affine_grid` + `grid_sample` with per-image parameters;
 colour jitter is per-image arithmetic. Colour jitter is skipped for modalities without colour
-(fingerprints). All random parameters come from one seeded NumPy generator whose state is checkpointed,
-so a resumed run repeats the same augmentations; they are drawn on the CPU and moved to the device.
+(fingerprints). RandAugment draws an op and a sign per image and slot, then applies each distinct
+(op, signed magnitude) once to the sub-batch of images that drew it: at most ~30 batched calls per slot,
+whatever the batch size, instead of one small call per image. All random parameters come from one seeded
+NumPy generator whose state is checkpointed (and which differs per DDP rank), so a resumed run repeats the
+same augmentations; they are drawn on the CPU and moved to the device.
 """
 
 from __future__ import annotations
@@ -67,7 +70,8 @@ class Normalize:
         return images.float().div_(255.0)
 
     def standardise(self, unit: torch.Tensor) -> torch.Tensor:
-        return ((unit - self.mean) / self.std).contiguous(memory_format=self.memory_format)
+        """In place (`unit` is a fresh tensor of the pipeline): one less full-size float copy per batch."""
+        return unit.sub_(self.mean).div_(self.std).contiguous(memory_format=self.memory_format)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         return self.standardise(self.to_unit(images))
@@ -111,7 +115,7 @@ class DeviceAugment:
         if self.preset == "none":
             return self.normalize(images), None, 1.0
         if self._randaugment is not None:
-            images = torch.stack([self._randaugment(img) for img in images])
+            images = self.apply_randaugment(images, self.plan_randaugment(images.shape[0], *images.shape[-2:]))
         unit = self.normalize.to_unit(images)
         if self._randaugment is not None:  # RandAugment brings its own rotation and colour operations
             unit = self.geometry(unit, rotation=0.0)
@@ -121,6 +125,39 @@ class DeviceAugment:
         if self.preset == "mixup":
             unit, perm, lam = self.mix(unit)
         return self.normalize.standardise(unit), perm, lam
+
+    def plan_randaugment(self, n: int, height: int, width: int) -> list[list[tuple[str, float]]]:
+        """For each of the `randaugment_ops` slots, each image's (op name, signed magnitude), as torchvision's
+        RandAugment draws them (uniform op, magnitude bin `randaugment_magnitude`, random sign where signed)."""
+        space = self._randaugment._AUGMENTATION_SPACE
+        names = list(space)
+        plan = []
+        for _ in range(self.settings.randaugment_ops):
+            ops, flips = self.rng.integers(len(names), size=n), self.rng.random(n) <= 0.5
+            slot = []
+            for op, flip in zip(ops, flips):
+                magnitudes_fn, signed = space[names[op]]
+                magnitudes = magnitudes_fn(self._randaugment.num_magnitude_bins, height, width)
+                magnitude = 0.0 if magnitudes is None else float(magnitudes[self._randaugment.magnitude])
+                slot.append((names[op], -magnitude if signed and flip else magnitude))
+            plan.append(slot)
+        return plan
+
+    def apply_randaugment(self, images: torch.Tensor, plan: list[list[tuple[str, float]]]) -> torch.Tensor:
+        """uint8 images -> the planned ops, each distinct (op, magnitude) applied once to its sub-batch."""
+        ra = self._randaugment
+        out = images.clone()
+        for slot in plan:
+            groups: dict[tuple[str, float], list[int]] = {}
+            for i, op in enumerate(slot):
+                groups.setdefault(op, []).append(i)
+            for (name, magnitude), members in groups.items():
+                if name == "Identity":
+                    continue
+                index = torch.tensor(members, dtype=torch.long).to(out.device, non_blocking=True)
+                out[index] = ra._apply_image_or_video_transform(out[index], name, magnitude,
+                                                                interpolation=ra.interpolation, fill=ra._fill)
+        return out
 
     def _uniform(self, low: float, high: float, n: int, device: torch.device) -> torch.Tensor:
         return torch.from_numpy(self.rng.uniform(low, high, n).astype(np.float32)).to(device, non_blocking=True)
@@ -157,12 +194,12 @@ class DeviceAugment:
             return torch.where(active, f, torch.ones_like(f)).view(shape)
 
         brightness, contrast, saturation = factor(s.brightness), factor(s.contrast), factor(s.saturation)
-        out = unit * brightness
+        out = unit * brightness  # the one full-size copy; the rest works in place on it
         mean = _gray(out).mean(dim=(2, 3), keepdim=True)
-        out = (out - mean) * contrast + mean
+        out.sub_(mean).mul_(contrast).add_(mean)
         if out.shape[1] == 3:
             gray = _gray(out)
-            out = (out - gray) * saturation + gray
+            out.sub_(gray).mul_(saturation).add_(gray)
         return torch.where(active.view(shape), out.clamp_(0.0, 1.0), unit)
 
     def mix(self, unit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:

@@ -1,7 +1,7 @@
 """`ugn bench train`: training throughput of three input paths with the same model, batch and precision.
 
 (a) synthetic  random tensors already on the device: the ceiling of the model itself
-(b) project    decoded uint8 cache -> batch to the device -> batched device augmentation (the `Af` preset)
+(b) project    decoded uint8 cache -> batch to the device (side-stream prefetch) -> batched device augmentation (`Af`)
 (c) PIL        a conventional pipeline: PIL decode + torchvision transforms per image in N DataLoader workers
 Images for (b) and (c) are synthetic JPEGs written to a temporary folder (or the files of --manifest).
 """
@@ -147,11 +147,10 @@ def run_train_bench(
         augment = DeviceAugment("full", normalize, seed=0)
 
         def project_step(batch: dict[str, torch.Tensor]) -> None:
-            batch = rt.to_device(batch)
             images, _, _ = augment(batch["image"], batch["modality"])
             step_on(images, batch)
 
-        paths_to_time["project"] = (project_step, _forever(loader))
+        paths_to_time["project"] = (project_step, rt.prefetch(_forever(loader)))  # as train_one_epoch gets them
 
         # (c) PIL + torchvision transforms per image in DataLoader workers
         transform = T.Compose([

@@ -61,50 +61,64 @@ class TrainingLoss:
             self.age_edges = BUCKET_EDGES
         if self.kind not in LOSS_CODES.values():
             raise UserError(f"unknown loss '{self.kind}'; use one of {', '.join(LOSS_CODES.values())}")
+        self._constants: dict[tuple, torch.Tensor] = {}
+
+    def _constant(self, values: float | tuple[float, ...], like: torch.Tensor) -> torch.Tensor:
+        """`values` as a tensor on `like`'s device, made once (a host-to-device copy per step would sync)."""
+        key = (values, like.device, like.dtype)
+        if key not in self._constants:
+            self._constants[key] = torch.tensor(values, device=like.device, dtype=like.dtype)
+        return self._constants[key]
 
     def gender(self, logit: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         logit, label = logit.float(), label.float()
         if self.kind == "focal":
             return focal_loss(logit, label, self.gamma, self.alpha)
         if self.kind == "weighted_bce":
-            weight = torch.tensor(self.pos_weight if self.pos_weight is not None else 1.0, device=logit.device)
+            weight = self._constant(self.pos_weight if self.pos_weight is not None else 1.0, logit)
             return F.binary_cross_entropy_with_logits(logit, label, pos_weight=weight)
         return F.binary_cross_entropy_with_logits(logit, label)
 
     def modality(self, gate_logits: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:
-        """CE between MAG's gate (hand=0, face=1) and the true modality; other modalities are ignored."""
+        """CE between MAG's gate (hand=0, face=1) and the true modality; other modalities are ignored (0 when
+        all are)."""
         target = torch.where(modality < gate_logits.shape[1], modality, torch.full_like(modality, IGNORE))
-        if bool((target == IGNORE).all()):
-            return gate_logits.sum() * 0.0
-        return F.cross_entropy(gate_logits.float(), target, ignore_index=IGNORE)
+        return _mean_known(F.cross_entropy(gate_logits.float(), target, ignore_index=IGNORE, reduction="none"),
+                           target != IGNORE)
 
     def age(self, age_logits: torch.Tensor, age: torch.Tensor) -> torch.Tensor:
-        """CE over age buckets (K > 1) or L1 regression in years (K == 1); unknown ages (NaN) are ignored."""
+        """CE over age buckets (K > 1) or L1 regression in years (K == 1); unknown ages (NaN) are ignored (0 when
+        all are)."""
         known = ~torch.isnan(age)
-        if not bool(known.any()):
-            return age_logits.sum() * 0.0
         if age_logits.shape[1] == 1:
-            return F.l1_loss(age_logits[known, 0].float(), age[known].float())
-        edges = torch.tensor(self.age_edges, device=age.device, dtype=age.dtype)
+            return _mean_known((age_logits[:, 0].float() - torch.nan_to_num(age).float()).abs(), known)
+        edges = self._constant(self.age_edges, age)
         bucket = torch.bucketize(torch.nan_to_num(age), edges).clamp_max(age_logits.shape[1] - 1)
         bucket = torch.where(known, bucket, torch.full_like(bucket, IGNORE))
-        return F.cross_entropy(age_logits.float(), bucket, ignore_index=IGNORE)
+        return _mean_known(F.cross_entropy(age_logits.float(), bucket, ignore_index=IGNORE, reduction="none"), known)
 
-    def __call__(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        """(total loss, {part: value}) for one batch."""
+    def __call__(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(total loss, {part: detached value}) for one batch; nothing is read back to the host (no GPU sync)."""
         parts = {"gender": self.gender(out["logit"], batch["label"])}
         if "gate_logits" in out and self.modality_lambda:
             parts["modality"] = self.modality_lambda * self.modality(out["gate_logits"], batch["modality"])
         if "age_logits" in out and self.age_weight:
             parts["age"] = self.age_weight * self.age(out["age_logits"], batch["age"])
         total = sum(parts.values())
-        return total, {k: float(v.detach()) for k, v in parts.items()}
+        return total, {k: v.detach() for k, v in parts.items()}
+
+
+def _mean_known(losses: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """Mean of `losses` where `known`, 0 where nothing is known: without a data-dependent branch (no GPU sync),
+    and still connected to the graph, so the parameters behind it always get a (zero) gradient."""
+    losses = torch.where(known, losses, torch.zeros_like(losses))
+    return losses.sum() / known.sum().clamp_min(1)
 
 
 def mixed_loss(
     criterion: TrainingLoss, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
     perm: torch.Tensor | None, lam: float,
-) -> tuple[torch.Tensor, dict[str, float]]:
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The mixup/cutmix criterion: lam * L(targets) + (1 - lam) * L(targets[perm]); plain L when perm is None."""
     loss, parts = criterion(out, batch)
     if perm is None:

@@ -61,12 +61,17 @@ class Reporter:
         self._progress.start()
         self._task = self._progress.add_task(self._epoch_label, total=steps, completed=done, loss=float("nan"), rate=0.0)
 
+    def logs_step(self, step: int, steps: int) -> bool:
+        """Whether `step` gets a log line (plain output with --log-every-steps)."""
+        return (self.enabled and self._progress is None and bool(self.log_every_steps)
+                and (step % self.log_every_steps == 0 or step == steps))
+
     def step(self, step: int, steps: int, loss: float, images_per_s: float) -> None:
         if not self.enabled:
             return
         if self._progress is not None:
             self._progress.update(self._task, completed=step, loss=loss, rate=images_per_s)
-        elif self.log_every_steps and (step % self.log_every_steps == 0 or step == steps):
+        elif self.logs_step(step, steps):
             self.log(f"{self._epoch_label} step {step}/{steps} loss {loss:.4f} {images_per_s:.1f} img/s")
 
     def end_epoch(self, metrics: dict[str, float]) -> None:

@@ -128,7 +128,7 @@ class Trainer:
         self.decision: Decision | None = None  # fitted on the latest validation
         self.best_decision: Decision | None = None  # the one stored in best.pt (this session)
         self.log(f"run {self.tag} arch={config.arch} -> {self.out_dir} ({runtime.describe()})")
-        _seed_everything(config.seed)
+        seed_everything(config.seed, runtime.rank)
         self._build_model()
         self._build_data()
         self._build_optimisation()
@@ -165,18 +165,21 @@ class Trainer:
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in model.parameters())
         self.log(f"model {cfg.arch}/{self.tag.backbone}: {trainable:,} of {total:,} parameters trainable ({self.tag.freeze})")
-        self.model = self.runtime.prepare_model(model)
+        self.find_unused = may_leave_parameters_unused(model, _pick(cfg.age_weight, model, "age_loss_weight", 1.0))
+        self.model = self.runtime.prepare_model(model, self.find_unused)
 
     def _decode(self, name: str, paths: list[str]) -> DecodedImages:
-        """Rank 0 decodes first (disk caches are shared through the cache folder); the others then load it."""
+        """Decode once into the cache; under DDP into one disk cache that every rank decodes a share of."""
         cfg, rt = self.config, self.runtime
-        mode = "disk" if rt.distributed and cfg.cache == "auto" else cfg.cache
+        mode = cfg.cache
+        if rt.distributed and mode == "memory":
+            self.log(f"--cache memory would decode and hold one copy per process ({rt.world_size}); "
+                     "using the disk cache instead (one memory-mapped copy per node)")
+        if rt.distributed:
+            mode = "disk"
         geometry = Geometry.from_data_config(self.data_config)
-        if rt.is_main_process:
-            decoded = build_cache(paths, geometry, mode=mode, cache_dir=cfg.cache_dir, workers=max(cfg.workers, 1))
-        rt.barrier()
-        if not rt.is_main_process:
-            decoded = build_cache(paths, geometry, mode=mode, cache_dir=cfg.cache_dir, workers=max(cfg.workers, 1))
+        decoded = build_cache(paths, geometry, mode=mode, cache_dir=cfg.cache_dir, workers=max(cfg.workers, 1),
+                              coordinator=rt)
         self.log(f"{name}: {len(paths)} images decoded at {geometry.height}x{geometry.width}"
                  + (f" (cached in {decoded.path})" if decoded.path else " (in memory)"))
         return decoded
@@ -340,7 +343,7 @@ class Trainer:
             return
         for p in module.parameters():
             p.requires_grad_(True)
-        self.model = self.runtime.wrap(module)
+        self.model = self.runtime.wrap(module, self.find_unused)
         self.log(f"epoch {epoch + 1}: all layers unfrozen (--unfreeze-after {after})")
 
     # ----------------------------------------------------------------- the run
@@ -416,9 +419,11 @@ class Trainer:
         return metrics
 
     def _on_step(self, epoch: int, progress: EpochProgress, n_steps: int) -> None:
-        seen, secs = progress.seen, progress.seconds
-        self.reporter.step(progress.step, n_steps, progress.loss_sum / max(seen, 1),
-                           seen * self.runtime.world_size / secs if secs > 0 else 0.0)
+        if self.reporter.logs_step(progress.step, n_steps):
+            progress.settle()  # a logged loss is current; the progress bar shows the last settled mean
+        secs = progress.seconds
+        self.reporter.step(progress.step, n_steps, progress.loss_sum / max(progress.seen, 1),
+                           progress.images * self.runtime.world_size / secs if secs > 0 else 0.0)
         every = self.config.save_every_steps
         if every and progress.step % every == 0 and progress.step < n_steps:
             self.save_last(epoch, progress, {})
@@ -454,10 +459,27 @@ def _ages(df) -> np.ndarray:
     return pd.to_numeric(df["age"], errors="coerce").to_numpy(dtype=float)
 
 
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int, rank: int = 0) -> None:
+    """Seed python, numpy and torch with seed + rank: under DDP each rank draws its own dropout masks and
+    augmentation ops (DDP copies rank 0's initial weights to all ranks); rank 0 and single runs use `seed`."""
+    seed = seed + rank
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def may_leave_parameters_unused(model: torch.nn.Module, age_weight: float) -> bool:
+    """Whether a training step can leave parameters without a gradient, which DDP must be told: MAG with hard
+    gating (a batch routed to one head leaves the other unused; with modality weight 0 the gate gets none
+    either; soft gating uses everything) and a multitask model with age weight 0 (the age head)."""
+    from unifiedgender.models.mag import MAG
+    from unifiedgender.models.multitask import MultiTask
+
+    if isinstance(model, MAG):
+        return model.gating == "hard"
+    if isinstance(model, MultiTask):
+        return age_weight == 0
+    return False
 
 
 def _mode(metric: str) -> str:
