@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+from PIL import Image
 from predict_fixtures import one_torch_thread, run_ugn, write_images  # noqa: F401 (autouse fixture)
 from torch import nn
 
@@ -281,7 +282,9 @@ def test_ugn_convert_records_preprocessing_and_tag(published, tmp_path, capsys):
 def test_a_file_that_is_neither_is_refused_in_one_line(tmp_path, capsys):
 
     torch.save({"state_dict": {"features.w": torch.zeros(2)}}, tmp_path / "other.pt")
-    code, text = run_ugn(["predict", tmp_path, "-c", tmp_path / "other.pt"], capsys)
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "photos" / "a.png")
+    code, text = run_ugn(["predict", tmp_path / "photos", "-c", tmp_path / "other.pt"], capsys)
     assert code == 2 and "not a ugn checkpoint" in text and "nor a published UnifiedGenderNet UMCC/MAG state dict" in text
 
 

@@ -9,11 +9,14 @@
 # model loads: same architecture and heads).
 # Data: ADIENCE (default $UGN_DATA/adience; the fold files + faces/ or aligned/), IMAGES (faces | aligned).
 # Usage: PROFILE=cpu|full [ADIENCE=...] [CELEBA=...] [FOLDS="0 1 2 3 4"] [SEED=0] bash scripts/experiments/adience.sh
+# On Slurm: mkdir -p logs && [VARS=...] sbatch scripts/experiments/adience.sh (the log goes to logs/, which must exist)
 #SBATCH --job-name=ugn-adience
 #SBATCH --nodes=1
 #SBATCH --gpus-per-node=1
 #SBATCH --cpus-per-task=8
 #SBATCH --time=12:00:00
+#SBATCH --signal=B:USR1@120
+#SBATCH --requeue
 #SBATCH --output=logs/%x-%j.out
 set -euo pipefail
 HERE=$(dirname "$0")   # under sbatch the script runs from a spool copy: find common.sh from the submit folder
