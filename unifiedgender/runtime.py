@@ -171,11 +171,13 @@ class Runtime:
         return out
 
     def any_rank(self, flag: bool) -> bool:
-        """True on every rank when `flag` is True on any rank (one small all-reduce; no collective alone)."""
+        """True on every rank when `flag` is True on any rank (one small all-reduce over the CPU group, so no
+        device sync; no collective when alone)."""
         if not self.distributed:
             return flag
-        value = torch.tensor([1 if flag else 0], device=self.device)
-        torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+        on_cpu = self.cpu_group is not None
+        value = torch.tensor([1 if flag else 0], device="cpu" if on_cpu else self.device)
+        torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX, group=self.cpu_group)
         return bool(value.item())
 
     def broadcast_object(self, obj: Any) -> Any:

@@ -36,6 +36,7 @@ from unifiedgender.training.preemption import StopSignals
 from unifiedgender.training.progress import Reporter
 
 LAST, BEST = "last.pt", "best.pt"
+STOP_CHECK_STEPS = 10  # under DDP, how often the ranks compare stop signals (a signal waits at most this long)
 # what `ugn train` writes when training starts, before any result: a folder holding only these never trained
 START_FILES = frozenset({"config.yaml", "train.log", "skipped_images.csv"})
 TRAIN_STATE_FORMAT = "ugn-train-state/1"
@@ -427,12 +428,16 @@ class Trainer:
         every = self.config.save_every_steps
         if every and progress.step % every == 0 and progress.step < n_steps:
             self.save_last(epoch, progress, {})
-        if self._stop_requested():
+        if self._stop_requested(progress.step, n_steps):
             self.save_last(epoch, progress, {})
             self._stop(epoch, progress)
 
-    def _stop_requested(self) -> bool:
-        """Did any rank get SIGTERM/SIGUSR1? (Every rank asks at the same step, so they stop together.)"""
+    def _stop_requested(self, step: int | None = None, n_steps: int | None = None) -> bool:
+        """Did any rank get SIGTERM/SIGUSR1? Alone: asked at every step. Under DDP the ranks compare their flags
+        (one CPU all-reduce) every STOP_CHECK_STEPS steps, at an epoch's last step and at its end: every rank
+        asks at the same steps, so they stop together, and the hot loop gets no collective on most steps."""
+        if self.runtime.distributed and step is not None and step % STOP_CHECK_STEPS and step != n_steps:
+            return False
         local = self.stop_signals is not None and self.stop_signals.received is not None
         return self.runtime.any_rank(local)
 
