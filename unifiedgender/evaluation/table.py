@@ -20,7 +20,7 @@ from unifiedgender.errors import UserError
 PREDICTION_COLUMNS = ("subject_id", "modality", "gender", "prob_male")
 UNKNOWN = "unknown"
 DEFAULT_AGE_BUCKETS = (0, 18, 30, 45, 60)
-GROUP_ATTRIBUTES = ("modality", "age", "race", "skin", "gender")
+GROUP_ATTRIBUTES = ("modality", "age", "race", "skin", "gender", "hand", "finger")  # hand, finger: fingerprints
 
 
 @dataclass
