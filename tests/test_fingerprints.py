@@ -199,4 +199,34 @@ def test_data_features_and_fuse_commands_write_tables_that_ugn_evaluate_reads(fi
     assert "### By hand" in text and "### By finger" in text
     again = runner.invoke(app, ["fuse", "--features", str(tmp_path / "features.csv"), "--train", str(paths["train"]),
                                 "--val", str(paths["val"]), "--test", str(paths["test"]), "-o", str(tmp_path / "fused")])
-    assert again.exit_code != 0 and "already holds results" in again.output
+    assert isinstance(again.exception, UserError) and "already holds results" in str(again.exception)
+
+
+# ----------------------------------------------------------------- training records the preprocessing
+@pytest.mark.slow
+def test_training_with_preprocess_records_it_and_prediction_applies_it(tmp_path):
+    import torch
+
+    from unifiedgender.checkpoint import load_checkpoint
+    from unifiedgender.inference.predictor import Predictor
+
+    paths = {}
+    for name, people in (("train", 4), ("val", 2)):
+        paths[name] = tmp_path / f"{name}.csv"
+        fingerprint_manifest(tmp_path / name, people, split=name).to_csv(paths[name], index=False)
+    out = tmp_path / "run"
+    args = ["train", "--tag", "simple_cnn_F0_An_Lb_Z0", "--arch", "simple_cnn", "--train", str(paths["train"]),
+            "--val", str(paths["val"]), "--out", str(out), "--epochs", "1", "--batch-size", "8", "--image-size", "32",
+            "--pretrained", "none", "--workers", "0", "--cache", "memory"]
+    bad = CliRunner().invoke(app, [*args, "--preprocess", "clahe+blur"])
+    assert isinstance(bad.exception, UserError) and "preprocess step 'blur' unknown" in str(bad.exception)
+    result = CliRunner().invoke(app, [*args, "--preprocess", "clahe+crop"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    _, info = load_checkpoint(out / "best.pt")
+    assert info["data_config"]["preprocess"] == "crop+clahe"
+    assert "preprocess: crop+clahe" in (out / "config.yaml").read_text()
+    predictor = Predictor.from_checkpoint(out / "best.pt", device="cpu")
+    image_path = pd.read_csv(paths["val"])["path"][0]
+    expected = build_eval_transform({**info["data_config"], "preprocess": ""})(
+        FingerprintPreprocess("crop+clahe")(Image.open(image_path)))
+    assert torch.allclose(predictor.transform(Image.open(image_path)), expected)

@@ -9,8 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
+
+from unifiedgender.errors import UserError
+
+try:
+    import cv2
+except ImportError as exc:  # an optional extra
+    raise UserError("fingerprint ridge analysis needs OpenCV: pip install 'unifiedgender[fingerprint]'") from exc
 
 MIN_PERIOD, MAX_PERIOD = 2.2, 25.0  # plausible ridge periods (pixels); spectral peaks outside are ignored
 DEFAULT_PERIOD = 7.0  # used by Gabor enhancement when no window gives a frequency
