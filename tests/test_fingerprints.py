@@ -230,3 +230,16 @@ def test_training_with_preprocess_records_it_and_prediction_applies_it(tmp_path)
     expected = build_eval_transform({**info["data_config"], "preprocess": ""})(
         FingerprintPreprocess("crop+clahe")(Image.open(image_path)))
     assert torch.allclose(predictor.transform(Image.open(image_path)), expected)
+
+
+def test_reading_a_feature_table_names_the_problem(tmp_path):
+    from unifiedgender.fingerprints.features import read_feature_table
+
+    with pytest.raises(UserError, match="feature table not found"):
+        read_feature_table(tmp_path / "none.csv")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(UserError, match="not a readable CSV"):
+        read_feature_table(tmp_path / "empty.csv")
+    pd.DataFrame({"path": ["a.png"], "subject_id": ["1"], "status": ["ok"]}).to_csv(tmp_path / "plain.csv", index=False)
+    with pytest.raises(UserError, match="no 'rf_' feature columns"):
+        read_feature_table(tmp_path / "plain.csv")

@@ -160,13 +160,11 @@ def write_feature_table(table: FeatureTable, path: str | os.PathLike[str], overw
 
 def read_feature_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read a feature table written by `ugn data features`; UserError naming the file and what is missing."""
+    from unifiedgender.evaluation.table import read_table_csv
+
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"feature table not found: {path}; write one with `ugn data features MANIFEST -o {path.name}`")
-    try:
-        frame = pd.read_csv(path, dtype={"subject_id": str, "path": str, "status": str})
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise UserError(f"{path}: not a readable CSV ({exc}); write it again with `ugn data features`") from exc
+    frame = read_table_csv(path, f"feature table not found: {path}; write one with `ugn data features MANIFEST -o {path.name}`",
+                           "write it again with `ugn data features`")
     for column in ("path", "subject_id", "status"):
         if column not in frame.columns:
             raise UserError(f"{path}: missing column '{column}'; write it again with `ugn data features`")
