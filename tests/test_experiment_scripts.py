@@ -168,6 +168,37 @@ def test_recipe_run_adapts_the_recipe_to_the_profile_and_evaluates_with_tta(prof
     assert "--data " + str(tmp_path / "out" / "fingerprints" / "data" / "split" / "test.csv") in evaluate[2]
 
 
+def test_fusion_run_fuses_the_score_runs_predictions_and_evaluates_every_model(tmp_path: Path) -> None:
+    result = run_script(EXPERIMENTS / "fingerprints.sh", tmp_path, DRY_RUN="1", UGN="true", RUNS="mobilenet_v2 fusion")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    exp = tmp_path / "out" / "fingerprints"
+    fuse = [line for line in lines if line.startswith("ugn fuse")]
+    assert len(fuse) == 1 and f"--val-scores {exp}/mobilenet_v2/val_predictions.csv" in fuse[0]
+    assert f"--test-scores {exp}/mobilenet_v2/report/predictions.csv" in fuse[0]
+    evaluated = [line.split("--out ")[1].split()[0] for line in lines if line.startswith("ugn evaluate --predictions")]
+    assert [Path(p).parent.name for p in evaluated] == ["ridge_image", "ridge_person", "cnn_mean", "cnn_stack",
+                                                         "combined_person", "combined_image"]
+    ridge_only = run_script(EXPERIMENTS / "fingerprints.sh", tmp_path, DRY_RUN="1", UGN="true", RUNS="ridge")
+    assert "--val-scores" not in ridge_only.stdout and ridge_only.stdout.count("ugn evaluate --predictions") == 2
+
+
+def test_summarize_seeds_gives_mean_and_sd_per_run_name(tmp_path: Path) -> None:
+    folders = []
+    for seed, (ba, auc) in enumerate(((0.6, 0.7), (0.8, 0.9))):
+        folder = tmp_path / f"seed{seed}" / "fingerprints" / "mobilenet_v2" / "report"
+        folder.mkdir(parents=True)
+        (folder / "report.md").write_text("# Evaluation report\n")
+        level = {"metrics": {"balanced_accuracy": ba, "roc_auc": auc}}
+        (folder / "report.json").write_text(json.dumps({"image_level": level, "subject_level": level}))
+        folders.append(str(folder))
+    result = subprocess.run([sys.executable, str(EXPERIMENTS / "summarize.py"), *folders, "--seeds"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == ("| fingerprints/mobilenet_v2 | 2 | 0.700 ± 0.141 | 0.800 ± 0.141 "
+                                              "| 0.700 ± 0.141 | 0.800 ± 0.141 |")
+
+
 def test_runs_from_a_slurm_spool_copy(tmp_path: Path) -> None:
     spool = tmp_path / "slurmd" / "job42" / "slurm_script"
     spool.parent.mkdir(parents=True)

@@ -1,10 +1,14 @@
 #!/bin/bash
 # SOCOFing (Real) sex classification with a subject-level split: image-level and per-person (subject-level)
-# results. Runs (RUNS, space-separated; default all four):
+# results. Runs (RUNS, space-separated; default all six):
 #   simple_cnn    the fingerprint seed's small CNN (96 px grayscale, BCE, no augmentation), random init as in the seed
 #   lite0         EfficientNet-Lite0 classifier, ImageNet weights (found offline; tf_efficientnet_lite0.in1k)
 #   mobilenet_v2  torchvision MobileNetV2 IMAGENET1K_V1 classifier (issue 8's baseline; UGN_WEIGHTS_DIR or online)
 #   recipe        `ugn train --recipe fingerprint` (the tool's suggested settings), evaluated with mirror TTA
+#   ridge         `ugn data features` (ridge features of every image), then `ugn fuse`: ridge_image, ridge_person
+#   fusion        as ridge, plus the per-person stackers on the scores of SCORE_RUN (default mobilenet_v2, which
+#                 must run first): cnn_mean, cnn_stack, combined_person, combined_image (docs/results.md)
+# Every ridge/fusion model is evaluated with `ugn evaluate --predictions` and the threshold of its validation table.
 # Usage: PROFILE=cpu|full [RUNS="simple_cnn lite0"] [SEED=0] bash scripts/experiments/fingerprints.sh
 # On Slurm: mkdir -p logs && [VARS=...] sbatch scripts/experiments/fingerprints.sh (the log goes to logs/, which must exist)
 #SBATCH --job-name=ugn-fingerprints
@@ -20,10 +24,11 @@ HERE=$(dirname "$0")   # under sbatch the script runs from a spool copy: find co
 [ -f "$HERE/common.sh" ] || HERE=${SLURM_SUBMIT_DIR:-.}/scripts/experiments
 source "$HERE/common.sh"
 NAME=fingerprints
-RUNS=${RUNS:-simple_cnn lite0 mobilenet_v2 recipe}
+RUNS=${RUNS:-simple_cnn lite0 mobilenet_v2 recipe fusion}
+SCORE_RUN=${SCORE_RUN:-mobilenet_v2}
 LOSS=${LOSS:-Lb}      # Lw weights the minority (female) class
 AUG=${AUG:-Af}        # augmentation preset of the pretrained runs
-RUN_CHOICES="simple_cnn, lite0, mobilenet_v2, recipe"
+RUN_CHOICES="simple_cnn, lite0, mobilenet_v2, recipe, ridge, fusion"
 case "$PROFILE" in
   full) EPOCHS=${EPOCHS:-20} SIZE=${SIZE:-224} CNN_EPOCHS=${CNN_EPOCHS:-30} SUBJECTS=0 ;;
   cpu)  EPOCHS=${EPOCHS:-3}  SIZE=${SIZE:-96} CNN_EPOCHS=${CNN_EPOCHS:-5} SUBJECTS=${SUBJECTS:-0} ;;
@@ -37,8 +42,31 @@ if [ "$SUBJECTS" != 0 ]; then   # smaller set of people (tiny profile): cap befo
   SPLIT=$EXP/data/capped_split
   timed split_capped ugn data split "$EXP/data/capped.csv" --ratios 0.7,0.15,0.15 --seed "$SEED" -o "$SPLIT"
 fi
+# fuse_run RUN [SCORE_RUN]: ridge features of the whole manifest (once), `ugn fuse` into EXP/RUN, then one
+# evaluation per model (test, threshold from its validation table) into EXP/RUN/MODEL/report.
+fuse_run() {
+  local run=$1 scores=${2:-} models=(ridge_image ridge_person) flags=()
+  local features=$EXP/data/ridge_features.csv
+  [ -f "$features" ] || timed features ugn data features "$EXP/data/manifest.csv" -o "$features" --workers "$WORKERS"
+  if [ -n "$scores" ]; then
+    flags=(--val-scores "$EXP/$scores/val_predictions.csv" --test-scores "$EXP/$scores/report/predictions.csv")
+    models+=(cnn_mean cnn_stack combined_person combined_image)
+  fi
+  timed "fuse_$run" ugn fuse --features "$features" --train "$SPLIT/train.csv" --val "$SPLIT/val.csv" \
+    --test "$SPLIT/test.csv" --seed "$SEED" -o "$EXP/$run" ${flags[@]+"${flags[@]}"}
+  for model in "${models[@]}"; do
+    timed "evaluate_${run}_$model" ugn evaluate --predictions "$EXP/$run/$model/test_predictions.csv" \
+      --threshold-from "$EXP/$run/$model/val_predictions.csv" --seed "$SEED" --output "$EXP/$run/$model/report" \
+      --registry "$EXP/registry.csv" --tag "$run/$model"
+  done
+}
+
 for run in $RUNS; do
-  if [ "$run" = simple_cnn ]; then
+  if [ "$run" = ridge ]; then
+    fuse_run ridge
+  elif [ "$run" = fusion ]; then
+    fuse_run fusion "$SCORE_RUN"
+  elif [ "$run" = simple_cnn ]; then
     train_eval simple_cnn "simple_cnn_F0_An_Lb_Z0" simple_cnn \
       "$SPLIT/train.csv" "$SPLIT/val.csv" "$SPLIT/test.csv" --epochs "$CNN_EPOCHS" --image-size 96 --lr 1e-3
   else

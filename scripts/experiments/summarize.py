@@ -5,6 +5,7 @@ Usage: summarize.py REPORT_DIR [--level N]
        summarize.py RUN_DIR [RUN_DIR ...] --validation   (one row per training run: what validation saw)
        summarize.py REPORT_A REPORT_B [REPORT_A REPORT_B ...] --paired   (B minus A on the same test images)
        summarize.py FOLD_REPORT [FOLD_REPORT ...] --folds   (one row per fold, then mean ± sd over the folds)
+       summarize.py REPORT_DIR [REPORT_DIR ...] --seeds   (mean ± sd over the reports of each run name, e.g. seeds)
 
 Keeps the report's header lines, its metrics and confusion-matrix tables and its fairness tables; drops the
 embedded plots (results.md does not commit PNGs) and shifts the headings down by N levels (default 2).
@@ -49,12 +50,17 @@ def _cell(level: dict, metric: str) -> str:
     return f"{value:.3f} [{low:.3f}, {high:.3f}]" if low is not None and high is not None else f"{value:.3f}"
 
 
+def _run_name(report_dir: Path) -> str:
+    """EXP/RUN/report -> "EXP/RUN" (the report folder's name is kept when it is not "report")."""
+    return "/".join([report_dir.parent.parent.name, report_dir.parent.name]
+                    + ([report_dir.name] if report_dir.name != "report" else []))
+
+
 def row(report_dir: Path) -> str:
     report = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
     image, subject = report["image_level"], report["subject_level"]
     base = image["baseline"]
-    name = "/".join([report_dir.parent.parent.name, report_dir.parent.name]
-                    + ([report_dir.name] if report_dir.name != "report" else []))
+    name = _run_name(report_dir)
     return (f"| {name} | {image['n']} ({subject['n']}) "
             f"| {report['threshold']['value']:.3f} ({report['threshold']['method']}) "
             f"| {_cell(image, 'balanced_accuracy')} | {_cell(image, 'roc_auc')} | {_cell(subject, 'balanced_accuracy')} "
@@ -181,11 +187,13 @@ def _fold_values(report: dict) -> list[float | None]:
 
 
 def _mean_sd(values: list[float]) -> str:
-    """'mean ± sd' (sample standard deviation, n - 1), as Adience papers report over the five folds."""
+    """'mean ± sd' (sample standard deviation, n - 1; the mean alone for one value), as Adience papers report over the five folds."""
     if not values:
         return "n/a"
     mean = sum(values) / len(values)
-    sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else float("nan")
+    if len(values) == 1:
+        return f"{mean:.3f}"
+    sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
     return f"{mean:.3f} ± {sd:.3f}"
 
 
@@ -214,6 +222,27 @@ def _na(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+SEEDS_HEADER = (
+    "| run | reports | image BA | image ROC-AUC | subject BA | subject ROC-AUC |\n|---|---|---|---|---|---|"
+)
+SEED_CELLS = (("image_level", "balanced_accuracy"), ("image_level", "roc_auc"),
+              ("subject_level", "balanced_accuracy"), ("subject_level", "roc_auc"))
+
+
+def seeds_rows(report_dirs: list[Path]) -> list[str]:
+    """One row per run name: mean ± sample sd of each headline metric over that name's reports (in first-seen order)."""
+    groups: dict[str, list[dict]] = {}
+    for folder in report_dirs:
+        groups.setdefault(_run_name(folder), []).append(json.loads((folder / "report.json").read_text(encoding="utf-8")))
+    rows = []
+    for name, reports in groups.items():
+        cells = []
+        for level, metric in SEED_CELLS:
+            cells.append(_mean_sd([r[level]["metrics"][metric] for r in reports if r[level]["metrics"].get(metric) is not None]))
+        rows.append(f"| {name} | {len(reports)} | " + " | ".join(cells) + " |")
+    return rows
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("report_dirs", type=Path, nargs="+")
@@ -222,6 +251,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--validation", action="store_true", help="arguments are run folders: validation rows")
     parser.add_argument("--paired", action="store_true", help="pairs of report folders: B minus A with paired CIs")
     parser.add_argument("--folds", action="store_true", help="one report folder per fold: rows and mean ± sd")
+    parser.add_argument("--seeds", action="store_true", help="mean ± sd per run name over the reports (e.g. seeds)")
     args = parser.parse_args(argv)
     if args.folds:
         for folder in args.report_dirs:
@@ -250,6 +280,10 @@ def main(argv: list[str]) -> int:
     for folder in args.report_dirs:
         if not (folder / "report.md").is_file():
             sys.exit(f"summarize: {folder}/report.md not found: is it a `ugn evaluate` report folder?")
+    if args.seeds:
+        print(SEEDS_HEADER)
+        print("\n".join(seeds_rows(args.report_dirs)))
+        return 0
     if args.rows:
         print(ROW_HEADER)
         for folder in args.report_dirs:

@@ -8,7 +8,7 @@ import typer
 from typer.core import TyperGroup
 
 from unifiedgender import __version__
-from unifiedgender.cli import bench, convert, crop, data, demo, download, evaluate, export, predict, serve, train
+from unifiedgender.cli import bench, convert, crop, data, demo, download, evaluate, export, fuse, predict, serve, train
 from unifiedgender.errors import Preempted, UserError
 
 HELP_NAMES = ("-h", "--help")
@@ -86,6 +86,7 @@ app.add_typer(download.app, name="download", help="Fetch the UnifiedGenderNet da
 app.command("train", help="Train a model from a run tag on train/val manifests.")(train.train)
 app.command("evaluate", help="Evaluate a checkpoint on a manifest: metrics, CIs, fairness, report.")(evaluate.evaluate)
 app.command("runs", help="List the best runs in the run registry.")(evaluate.runs)
+app.command("fuse", help="Fingerprints: ridge-feature models and per-person fusion of scores by finger position.")(fuse.fuse)
 app.command("predict", help="Predict files, folders, globs or a manifest with a checkpoint.")(predict.predict)
 app.command("export", help="Export a checkpoint to ONNX or TorchScript.")(export.export)
 app.command("convert", help="Convert a published UnifiedGenderNet UMCC/MAG checkpoint to a ugn checkpoint.")(convert.convert)

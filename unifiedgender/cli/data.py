@@ -1,4 +1,5 @@
-"""`ugn data import | info | split`: native dataset -> manifest -> subject-level split manifests."""
+"""`ugn data import | info | subset | split | features`: native dataset -> manifest -> subject-level split manifests;
+ridge feature tables of fingerprint manifests."""
 
 from __future__ import annotations
 
@@ -142,3 +143,28 @@ def split_command(
                 typer.echo(f"left out: {split.unassigned} rows with a blank {by_column}")
     for path in written:
         typer.echo(f"wrote {path}")
+
+
+@app.command("features")
+def features_command(
+    manifest: Path = typer.Argument(..., help="Manifest CSV of fingerprint images."),
+    output: Path = typer.Option(..., "-o", "--output", help="Feature table CSV to write."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Threads computing features."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
+) -> None:
+    """Ridge features per fingerprint image (frequency, density, ridge/valley widths, orientation, spectrum) as a CSV."""
+    from unifiedgender.data.manifest import read_manifest
+    from unifiedgender.errors import UserError
+    from unifiedgender.fingerprints.features import feature_columns, ridge_feature_table, write_feature_table
+
+    if output.exists() and not overwrite:
+        raise UserError(f"{output} already exists; pass --overwrite or choose another -o path")
+    table = ridge_feature_table(read_manifest(manifest), workers=workers)
+    write_feature_table(table, output, overwrite=overwrite)
+    failures = table.failures
+    typer.echo(f"{len(table.frame) - len(failures)} of {len(table.frame)} images -> "
+               f"{len(feature_columns(table.frame))} ridge features each -> {output}")
+    for path, reason in list(failures.items())[:10]:
+        typer.echo(f"  skipped {path}: {reason}")
+    if len(failures) > 10:
+        typer.echo(f"  ... and {len(failures) - 10} more (status column of {output})")

@@ -48,18 +48,20 @@ class Geometry:
     interpolation: str = "bicubic"
     crop_pct: float = 1.0
     crop_mode: str = "center"
+    preprocess: str = ""  # image-to-image steps before the resize (unifiedgender.fingerprints.preprocess)
 
     @classmethod
     def from_data_config(cls, data_config: dict) -> Geometry:
         channels, height, width = data_config["input_size"]
         return cls(int(channels), int(height), int(width), str(data_config.get("interpolation", "bicubic")),
-                   float(data_config.get("crop_pct", 1.0) or 1.0), str(data_config.get("crop_mode", "center")))
+                   float(data_config.get("crop_pct", 1.0) or 1.0), str(data_config.get("crop_mode", "center")),
+                   str(data_config.get("preprocess") or ""))
 
     def data_config(self) -> dict:
         """A data config with this geometry (and identity normalisation)."""
         return {"input_size": [self.channels, self.height, self.width], "mean": [0.0] * self.channels,
                 "std": [1.0] * self.channels, "interpolation": self.interpolation, "crop_pct": self.crop_pct,
-                "crop_mode": self.crop_mode}
+                "crop_mode": self.crop_mode, "preprocess": self.preprocess}
 
 
 @dataclass
@@ -112,16 +114,19 @@ def cache_key(paths: Sequence[str], geometry: Geometry) -> str:
 
 @functools.lru_cache(maxsize=8)
 def _resize_and_crop(geometry: Geometry):
-    """The geometric steps (resize, centre crop) of the evaluation transform for this geometry."""
+    """The preprocessing and geometric steps (resize, centre crop) of the evaluation transform for this geometry."""
     from torchvision import transforms as T
 
     from unifiedgender.data.transforms import build_eval_transform
 
-    return T.Compose(build_eval_transform(geometry.data_config()).pipeline.transforms[:2])
+    transform = build_eval_transform(geometry.data_config())
+    steps = [transform.preprocess] if transform.preprocess is not None else []
+    return T.Compose(steps + transform.pipeline.transforms[:2])
 
 
 def decode_image(path: str, geometry: Geometry) -> np.ndarray:
-    """One image -> uint8 [C, H, W] through the eval transform's resize and crop; ImageReadError if unreadable."""
+    """One image -> uint8 [C, H, W] through the eval transform's preprocessing, resize and crop; ImageReadError
+    if unreadable."""
     img = load_image(path, "L" if geometry.channels == 1 else "RGB")
     arr = np.asarray(_resize_and_crop(geometry)(img), dtype=np.uint8)
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)

@@ -12,7 +12,7 @@ from typing import Any
 
 from unifiedgender.errors import UserError
 
-DATA_CONFIG_KEYS = ("input_size", "mean", "std", "interpolation", "crop_pct")
+DATA_CONFIG_KEYS = ("input_size", "mean", "std", "interpolation", "crop_pct")  # required; optional: crop_mode, preprocess
 CROP_MODES = ("center", "squash")
 MAX_INPUT_SIDE = 4096  # model input height/width; larger claims (30000x30000) would exhaust memory per image
 
@@ -43,10 +43,14 @@ def validate_data_config(data_config: Mapping[str, Any], source: str = "data con
         raise UserError(f"{source}: data config crop_pct {data_config['crop_pct']} must be in (0, 1]")
     if data_config.get("crop_mode", "center") not in CROP_MODES:
         raise UserError(f"{source}: data config crop_mode '{data_config['crop_mode']}' unsupported; use one of {', '.join(CROP_MODES)}")
+    if data_config.get("preprocess"):
+        from unifiedgender.fingerprints.preprocess import parse_preprocess
+
+        parse_preprocess(data_config["preprocess"])
 
 
 class EvalTransform:
-    """Convert mode, resize (shorter side to size / crop_pct, or both sides for 'squash'), center-crop,
+    """Convert mode, the data config's `preprocess` steps if any (unifiedgender.fingerprints.preprocess), resize (shorter side to size / crop_pct, or both sides for 'squash'), center-crop,
     to tensor, normalize. Picklable, so it can travel to DataLoader workers."""
 
     def __init__(self, data_config: Mapping[str, Any]) -> None:
@@ -68,6 +72,7 @@ class EvalTransform:
             resize = (math.floor(height / crop_pct), math.floor(width / crop_pct))
         self.mode = "L" if channels == 1 else "RGB"
         self.data_config = dict(data_config)
+        self.preprocess = build_preprocess(data_config)
         self.pipeline = T.Compose([
             T.Resize(resize, interpolation=interpolation),
             T.CenterCrop((height, width)),
@@ -78,6 +83,8 @@ class EvalTransform:
     def __call__(self, image: Any) -> Any:
         if image.mode != self.mode:
             image = image.convert(self.mode)
+        if self.preprocess is not None:
+            image = self.preprocess(image)
         return self.pipeline(image)
 
     def uint8(self, image: Any) -> Any:
@@ -90,7 +97,16 @@ class EvalTransform:
         return pil_to_tensor(crop(resize(image)))
 
     def __repr__(self) -> str:
-        return f"EvalTransform(mode={self.mode}, {self.pipeline})"
+        return f"EvalTransform(mode={self.mode}, preprocess={self.preprocess}, {self.pipeline})"
+
+
+def build_preprocess(data_config: Mapping[str, Any]) -> Any:
+    """The image-to-image step named by the data config's `preprocess` (a FingerprintPreprocess), or None."""
+    if not data_config.get("preprocess"):
+        return None
+    from unifiedgender.fingerprints.preprocess import FingerprintPreprocess
+
+    return FingerprintPreprocess(str(data_config["preprocess"]))
 
 
 def build_eval_transform(data_config: Mapping[str, Any]) -> EvalTransform:

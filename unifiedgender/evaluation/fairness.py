@@ -1,8 +1,8 @@
 """Group metrics, between-group gaps and per-group thresholds, with fairlearn's MetricFrame.
 
-For each attribute present (modality, age bucket, race, skin, gender) every group — including "unknown",
-the rows with a missing value — gets n, accuracy, balanced accuracy, TPR, FPR, ROC-AUC and selection rate,
-each with a 95% CI from resampling the group's subjects. Per-group thresholds are reported for analysis
+For each attribute present (modality, age bucket, race, skin, gender; hand and finger for fingerprints) every
+group — including "unknown", the rows with a missing value — gets n, accuracy, balanced accuracy, TPR, FPR,
+ROC-AUC and selection rate, each with a 95% CI from resampling the group's subjects. Per-group thresholds are reported for analysis
 only; they are never applied to the headline metrics.
 """
 

@@ -20,7 +20,7 @@ from unifiedgender.errors import UserError
 PREDICTION_COLUMNS = ("subject_id", "modality", "gender", "prob_male")
 UNKNOWN = "unknown"
 DEFAULT_AGE_BUCKETS = (0, 18, 30, 45, 60)
-GROUP_ATTRIBUTES = ("modality", "age", "race", "skin", "gender")
+GROUP_ATTRIBUTES = ("modality", "age", "race", "skin", "gender", "hand", "finger")  # hand, finger: fingerprints
 
 
 @dataclass
@@ -49,15 +49,22 @@ class EvaluationTable:
         return [a for a in GROUP_ATTRIBUTES if f"group_{a}" in self.frame.columns]
 
 
-def read_predictions(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a predictions CSV; raise UserError naming the file and the missing column."""
+def read_table_csv(path: str | os.PathLike[str], missing: str, fix: str) -> pd.DataFrame:
+    """A per-image CSV (subject_id, path and status read as text); UserError `missing` when the file is absent,
+    or naming the file and `fix` when it is not a readable CSV."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"predictions table not found: {path}; write one with `ugn predict` or `ugn evaluate`")
+        raise UserError(missing)
     try:
-        df = pd.read_csv(path, dtype={"subject_id": str, "path": str, "status": str})
+        return pd.read_csv(path, dtype={"subject_id": str, "path": str, "status": str})
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise UserError(f"{path}: not a readable CSV ({exc}); check the file") from exc
+        raise UserError(f"{path}: not a readable CSV ({exc}); {fix}") from exc
+
+
+def read_predictions(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a predictions CSV; raise UserError naming the file and the missing column."""
+    df = read_table_csv(path, f"predictions table not found: {path}; write one with `ugn predict` or `ugn evaluate`",
+                        "check the file")
     check_predictions(df, source=str(path))
     return df
 

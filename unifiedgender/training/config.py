@@ -39,6 +39,7 @@ class TrainConfig:
     plateau_factor: float = 0.1
     plateau_patience: int = 2
     image_size: int | None = None
+    preprocess: str = ""  # fingerprint steps before the resize, e.g. "crop+clahe" (stored in the data config)
     workers: int = 4
     seed: int | None = None
     weights: str | None = None
@@ -83,6 +84,10 @@ class TrainConfig:
             raise UserError(f"--lr must be positive (got {self.lr})")
         if self.workers < 0:
             raise UserError(f"--workers must be >= 0 (got {self.workers})")
+        if self.preprocess:
+            from unifiedgender.fingerprints.preprocess import canonical_preprocess
+
+            self.preprocess = canonical_preprocess(self.preprocess)
         if self.image_size is not None and self.image_size < 8:
             raise UserError(f"--image-size must be at least 8 pixels (got {self.image_size})")
         return self

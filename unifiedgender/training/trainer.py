@@ -160,6 +160,8 @@ class Trainer:
             whole = load_whole_model_if_matching(model, cfg.weights)
             self.log(f"weights {cfg.weights}: " + ("the whole model (backbone and heads, same architecture)" if whole
                      else "the backbone only; the heads start from random initialisation"))
+        if cfg.preprocess:  # recorded in the data config, so the checkpoint's users apply it too
+            model.data_config = {**model.data_config, "preprocess": cfg.preprocess}
         data_config = model.data_config
         apply_freezing(model, self.tag.freeze)
         self.data_config = data_config
