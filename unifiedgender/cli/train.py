@@ -29,6 +29,9 @@ def train(
     optimizer: Optional[str] = typer.Option(None, "--optimizer", help="adamw | sgd | adam [default: adamw]."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="cosine | plateau [default: cosine]."),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="Square input size [default: the backbone's]."),
+    face_crop: Optional[bool] = typer.Option(
+        None, "--face-crop/--no-face-crop", help="Frame every image on its aligned face (offline detector); evaluate, predict and serve then do the same."
+    ),
     workers: Optional[int] = typer.Option(None, "--workers", help="Decoding threads and loader workers [default: 4]."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed [default: the tag's _seedN, else 42]."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder [default: runs/<tag>]."),
@@ -61,7 +64,7 @@ def train(
     flags = {
         "tag": tag, "arch": arch, "train": train_csv and str(train_csv), "val": val_csv and str(val_csv),
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "optimizer": optimizer,
-        "scheduler": scheduler, "image_size": image_size, "workers": workers, "seed": seed, "out": out and str(out),
+        "scheduler": scheduler, "image_size": image_size, "face_crop": face_crop, "workers": workers, "seed": seed, "out": out and str(out),
         "weights": weights and str(weights), "pretrained": pretrained, "unfreeze_after": unfreeze_after,
         "early_stop_patience": early_stop_patience, "early_stop_metric": early_stop_metric,
         "select_metric": select_metric, "compile": compile,

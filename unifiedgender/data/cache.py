@@ -39,18 +39,21 @@ class Geometry:
     interpolation: str = "bicubic"
     crop_pct: float = 1.0
     crop_mode: str = "center"
+    face_crop: float | None = None  # margin of the canonical face framing applied before resizing; None: off
 
     @classmethod
     def from_data_config(cls, data_config: dict) -> Geometry:
         channels, height, width = data_config["input_size"]
+        face_crop = data_config.get("face_crop")
         return cls(int(channels), int(height), int(width), str(data_config.get("interpolation", "bicubic")),
-                   float(data_config.get("crop_pct", 1.0) or 1.0), str(data_config.get("crop_mode", "center")))
+                   float(data_config.get("crop_pct", 1.0) or 1.0), str(data_config.get("crop_mode", "center")),
+                   None if face_crop is None else float(face_crop))
 
     def data_config(self) -> dict:
         """A data config with this geometry (and identity normalisation)."""
         return {"input_size": [self.channels, self.height, self.width], "mean": [0.0] * self.channels,
                 "std": [1.0] * self.channels, "interpolation": self.interpolation, "crop_pct": self.crop_pct,
-                "crop_mode": self.crop_mode}
+                "crop_mode": self.crop_mode, **({} if self.face_crop is None else {"face_crop": self.face_crop})}
 
 
 @dataclass
@@ -99,8 +102,14 @@ def _resize_and_crop(geometry: Geometry):
 
 
 def decode_image(path: str, geometry: Geometry) -> np.ndarray:
-    """One image -> uint8 [C, H, W] through the eval transform's resize and crop; ImageReadError if unreadable."""
+    """One image -> uint8 [C, H, W] through the eval transform's face framing, resize and crop; ImageReadError if
+    unreadable."""
+    from unifiedgender.data.transforms import face_framing
+
     img = load_image(path, "L" if geometry.channels == 1 else "RGB")
+    frame = face_framing(geometry.data_config())
+    if frame is not None:
+        img = frame(img)
     arr = np.asarray(_resize_and_crop(geometry)(img), dtype=np.uint8)
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 

@@ -28,12 +28,35 @@ def validate_data_config(data_config: Mapping[str, Any]) -> None:
         raise UserError(f"data config mean/std need {channels} values, got {data_config['mean']} / {data_config['std']}")
     if not 0 < float(data_config["crop_pct"]) <= 1:
         raise UserError(f"data config crop_pct {data_config['crop_pct']} must be in (0, 1]")
+    face_crop = data_config.get("face_crop")
+    if face_crop is not None and (isinstance(face_crop, bool) or not isinstance(face_crop, (int, float)) or not 0 <= face_crop <= 2):
+        raise UserError(f"data config face_crop {face_crop!r} must be a margin between 0 and 2 (or absent)")
     if data_config.get("crop_mode", "center") not in CROP_MODES:
         raise UserError(f"data config crop_mode '{data_config['crop_mode']}' unsupported; use one of {', '.join(CROP_MODES)}")
 
 
+class FaceFraming:
+    """PIL image -> its largest face in the canonical framing (margin `padding`), in the image's mode; the image
+    itself when no face is found. Picklable: the detector is shared per process and loaded on first use."""
+
+    def __init__(self, padding: float) -> None:
+        self.padding = float(padding)
+
+    def __call__(self, image: Any) -> Any:
+        from unifiedgender.crop.face import face_detector
+
+        framed, _ = face_detector(self.padding).frame(image)
+        return framed if framed.mode == image.mode else framed.convert(image.mode)
+
+
+def face_framing(data_config: Mapping[str, Any]) -> FaceFraming | None:
+    """The face framing a data config asks for (its `face_crop` margin), None when it has none."""
+    padding = data_config.get("face_crop")
+    return None if padding is None else FaceFraming(padding)
+
+
 class EvalTransform:
-    """Convert mode, resize (shorter side to size / crop_pct, or both sides for 'squash'), center-crop,
+    """Frame the face (data configs with `face_crop`), convert mode, resize (shorter side to size / crop_pct, or both sides for 'squash'), center-crop,
     to tensor, normalize. Picklable, so it can travel to DataLoader workers."""
 
     def __init__(self, data_config: Mapping[str, Any]) -> None:
@@ -55,6 +78,7 @@ class EvalTransform:
             resize = (math.floor(height / crop_pct), math.floor(width / crop_pct))
         self.mode = "L" if channels == 1 else "RGB"
         self.data_config = dict(data_config)
+        self.frame = face_framing(data_config)
         self.pipeline = T.Compose([
             T.Resize(resize, interpolation=interpolation),
             T.CenterCrop((height, width)),
@@ -63,6 +87,8 @@ class EvalTransform:
         ])
 
     def __call__(self, image: Any) -> Any:
+        if self.frame is not None:
+            image = self.frame(image)
         if image.mode != self.mode:
             image = image.convert(self.mode)
         return self.pipeline(image)

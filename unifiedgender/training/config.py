@@ -37,6 +37,7 @@ class TrainConfig:
     plateau_factor: float = 0.1
     plateau_patience: int = 2
     image_size: int | None = None
+    face_crop: bool = False  # frame every image on its aligned face (recorded in the checkpoint's data config)
     workers: int = 4
     seed: int | None = None
     weights: str | None = None

@@ -115,6 +115,10 @@ class Trainer:
         kwargs: dict[str, Any] = {k: _number(v) for k, v in self.tag.extras if k not in LOSS_EXTRAS}
         model = create_sized_model(cfg.arch, self.tag.backbone, pretrained=cfg.weights or cfg.pretrained,
                                    flag=self.tag.flag_on, image_size=cfg.image_size, **kwargs)
+        if cfg.face_crop:
+            from unifiedgender.crop.face import FACE_PADDING
+
+            model.data_config = {**model.data_config, "face_crop": FACE_PADDING}
         data_config = model.data_config
         apply_freezing(model, self.tag.freeze)
         self.data_config = data_config
