@@ -32,6 +32,9 @@ def predict(
     engine: str = typer.Option(
         "auto", "--engine", help="auto (onnxruntime on a CPU, PyTorch on a GPU), torch or onnxruntime."
     ),
+    detect: Optional[str] = typer.Option(
+        None, "--detect", help="face: find every face in each photo (offline detector), one row per face with its box."
+    ),
 ) -> None:
     """Predict every image; exit code 0 when all were read, 1 when any failed (see the status column), 2 on bad usage."""
     from unifiedgender.inference.run import run_predict
@@ -41,7 +44,7 @@ def predict(
         summary = run_predict(
             inputs, checkpoint, modality=modality, recursive=recursive, batch_size=batch_size, workers=workers,
             tta=tta, threshold=threshold, group_by=group_by, output=output, overwrite=overwrite, annotate=annotate,
-            contact_sheet=contact_sheet, device=device, engine=engine, on_start=reporter.start, on_record=reporter.record,
+            contact_sheet=contact_sheet, device=device, engine=engine, detect=detect, on_start=reporter.start, on_record=reporter.record,
         )
     finally:
         reporter.stop()
@@ -81,11 +84,20 @@ class _Reporter:
     def record(self, record: dict[str, Any]) -> None:
         import time
 
-        self.done += 1
+        if record.get("face") in (None, 1):
+            self.done += 1
         if self.print_records:
+            from unifiedgender.crop.face import STATUS_NO_FACE
+
             text = f"{record['label']}\t{record['confidence']:.3f}" if record["status"] == "ok" else "failed\t"
+            if record["status"] == STATUS_NO_FACE:
+                text = "no face\t"
+            if record.get("face") is not None:
+                text += f"\tface {record['face']} at {record['x0']},{record['y0']},{record['x1']},{record['y1']}"
             line = f"{text}\t{record['path']}" + ("" if record["status"] == "ok" else f"\t{record['status']}")
             (self.progress.console.print(line, markup=False, highlight=False) if self.progress else typer.echo(line))
+        if record.get("face") not in (None, 1):
+            return  # progress counts photos: only a photo's first face advances it
         if self.progress is not None:
             self.progress.advance(self.task)
         elif time.monotonic() - self.last_log >= PLAIN_LOG_EVERY_S:
@@ -108,6 +120,8 @@ def _render_summary(summary: Any) -> None:
     table.add_column()
     table.add_row("images", str(summary.n_images))
     table.add_row("predicted", f"{summary.n_ok}  (male {summary.n_male}, female {summary.n_female})")
+    if summary.n_no_face is not None:
+        table.add_row("faces", f"{summary.n_ok} (no face found in {summary.n_no_face} images)")
     table.add_row("failed", f"[red]{summary.n_failed}[/red]" if summary.n_failed else "0")
     table.add_row("speed", f"{summary.images_per_second:.1f} images/s ({summary.seconds:.1f} s)")
     if summary.subject_rows or summary.unmatched:
@@ -118,6 +132,8 @@ def _render_summary(summary: Any) -> None:
         ("contact sheet", summary.contact_sheet),
     ]
     console.print(table)
+    if summary.note:
+        console.print(summary.note, soft_wrap=True, markup=False, highlight=False)
     for label, value in files:
         if value is not None:
             console.print(f"{label}: {value}", soft_wrap=True, markup=False, highlight=False)

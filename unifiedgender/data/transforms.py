@@ -87,8 +87,10 @@ class EvalTransform:
         ])
 
     def __call__(self, image: Any) -> Any:
-        if self.frame is not None:
-            image = self.frame(image)
+        return self.prepare(self.frame(image) if self.frame is not None else image)
+
+    def prepare(self, image: Any) -> Any:
+        """Everything after the face framing: for images that are already framed (e.g. detected face chips)."""
         if image.mode != self.mode:
             image = image.convert(self.mode)
         return self.pipeline(image)

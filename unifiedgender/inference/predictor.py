@@ -260,13 +260,15 @@ class Predictor:
         )
 
     # ------------------------------------------------------------------------------------------- prediction
-    def predict_images(self, images: Sequence[Image.Image], modality: str | None = None) -> np.ndarray:
-        """prob_male for in-memory PIL images of any mode (all of one modality)."""
+    def predict_images(self, images: Sequence[Image.Image], modality: str | None = None, framed: bool = False) -> np.ndarray:
+        """prob_male for in-memory PIL images of any mode (all of one modality); `framed`: the images are face
+        chips already in the canonical framing, so the model's own face framing is skipped."""
         check_modality(modality, self.modalities, where="modality")
+        prepare = self.transform.prepare if framed else self.transform
         probs = np.empty(len(images), dtype=np.float64)
         for start in range(0, len(images), self.batch_size):
             chunk = images[start : start + self.batch_size]
-            batch = torch.stack([self.transform(to_mode(img, self.mode)) for img in chunk])
+            batch = torch.stack([prepare(to_mode(img, self.mode)) for img in chunk])
             probs[start : start + len(chunk)] = self._probs(batch, [modality] * len(chunk))
         return probs
 
