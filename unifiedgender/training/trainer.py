@@ -137,7 +137,8 @@ class Trainer:
         rt.barrier()
         if not rt.is_main_process:
             decoded = build_cache(paths, geometry, mode=mode, cache_dir=cfg.cache_dir, workers=max(cfg.workers, 1))
-        self.log(f"{name}: {len(paths)} images decoded at {geometry.height}x{geometry.width}"
+        framed = "" if geometry.face_crop is None else ", framed on their faces"
+        self.log(f"{name}: {len(paths)} images decoded at {geometry.height}x{geometry.width}{framed}"
                  + (f" (cached in {decoded.path})" if decoded.path else " (in memory)"))
         return decoded
 
