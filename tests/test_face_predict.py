@@ -116,3 +116,35 @@ def test_face_crop_survives_checkpoint_and_onnx_export(framed_checkpoint, tmp_pa
     onnx = export_checkpoint(framed_checkpoint, "onnx", tmp_path / "m.onnx")["output"]
     assert read_onnx_metadata(onnx)["data_config"]["face_crop"] == FACE_PADDING
     assert Predictor.from_checkpoint(onnx, workers=1).transform.frame is not None
+
+
+@pytest.mark.slow
+def test_train_face_crop_records_the_framing_and_frames_validation(shared_data, tmp_path):
+    """`ugn train --face-crop` on real LFW photos: the checkpoint keeps the margin, validation was framed, and
+    evaluating the checkpoint on the raw photos reproduces the stored validation predictions."""
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from test_train_support import TINY
+    from unifiedgender.cli.app import app
+    from unifiedgender.data.importers import import_dataset
+    from unifiedgender.data.manifest import read_manifest, write_manifest
+    from unifiedgender.inference import predict_manifest
+
+    frame = import_dataset("lfw", shared_data / "lfw_gender")[0].frame
+    frame = frame[frame["subject_id"].str.startswith("Al")].groupby("subject_id").head(1)
+    frame = pd.concat([g.head(10) for _, g in frame.groupby("gender")], ignore_index=True)
+    train = write_manifest(frame.iloc[::2].reset_index(drop=True), tmp_path / "train.csv")
+    val = write_manifest(frame.iloc[1::2].reset_index(drop=True), tmp_path / "val.csv")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, [
+        "train", "--tag", f"{TINY}_F0_An_Lb_Z0", "--arch", "classifier", "--train", str(train), "--val", str(val),
+        "--out", str(out), "--epochs", "1", "--batch-size", "4", "--image-size", "32", "--pretrained", "none",
+        "--workers", "0", "--cache", "memory", "--face-crop"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    _, info = load_checkpoint(out / "best.pt")
+    assert info["data_config"]["face_crop"] == FACE_PADDING and info["config"]["face_crop"] is True
+    assert "framed on their faces" in (out / "train.log").read_text()
+    stored = pd.read_csv(out / "val_predictions.csv")
+    again = predict_manifest(Predictor.from_checkpoint(out / "best.pt", engine="torch", workers=1), read_manifest(val))
+    assert np.allclose(stored["prob_male"], again["prob_male"], atol=1e-3)
