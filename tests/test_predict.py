@@ -74,7 +74,7 @@ def test_threshold_moves_the_label(ckpt, images):
     cut = float(np.median(probs))
     records = list(Predictor.from_checkpoint(ckpt, threshold=cut).predict_paths(images))
     assert [r["label"] for r in records] == ["male" if p >= cut else "female" for p in probs]
-    with pytest.raises(UserError, match="threshold 1.5 must lie between 0 and 1"):
+    with pytest.raises(UserError, match=r"--threshold 1.5: must be in \(0, 1\]"):
         Predictor.from_checkpoint(ckpt, threshold=1.5)
 
 

@@ -349,6 +349,53 @@ def wait_for_health(url: str, process: subprocess.Popen, timeout: float = 60.0) 
 
 
 
+# -------------------------------------------------------------------------------- threshold and uncertainty
+@pytest.fixture(scope="module")
+def decided(predictor, tmp_path_factory: pytest.TempPathFactory):
+    """A server for a model (logits spread around 0) saved with a decision: of the two sample images whose
+    logits differ most, the temperature puts their P(male) far apart and the stored threshold is the first
+    one's P(male) (so it is uncertain and the second is not). Yields (server, threshold, the two names)."""
+    from predict_fixtures import make_checkpoint
+    from unifiedgender.checkpoint import load_checkpoint, save_checkpoint
+    from unifiedgender.decision import Decision, calibrated_probs
+    from unifiedgender.inference.predictor import Predictor
+
+    folder = tmp_path_factory.mktemp("decided")
+    model, info = load_checkpoint(make_checkpoint(folder / "raw.pt", flag=True))
+    images = sample_images()
+    names = list(images)
+    raw = Predictor.from_checkpoint(folder / "raw.pt", device="cpu").predict_images(
+        [Image.open(io.BytesIO(images[n])) for n in names], "hand")
+    logits = np.log(raw / (1 - raw))
+    first, second = int(np.argmin(logits)), int(np.argmax(logits))
+    temperatures = np.geomspace(0.02, 50, 400)
+    gaps = [abs(np.diff(calibrated_probs(logits[[first, second]], t))[0]) for t in temperatures]
+    temperature = float(temperatures[int(np.argmax(gaps))])
+    probs = calibrated_probs(logits, temperature)
+    assert abs(probs[first] - probs[second]) > 0.3, "the sample images should score apart"
+    decision = Decision(temperature, "youden", {"0.5": 0.5, "youden": float(probs[first]), "eer": 0.5}, "validation val.csv")
+    path = save_checkpoint(folder / "decided.pt", model, tag=info["tag"], decision=decision)
+    with BackgroundServer(create_app(Predictor.from_checkpoint(path, device="cpu"), LIMITS)) as running:
+        yield running, float(probs[first]), (names[first], names[second])
+
+
+def test_health_and_results_carry_the_threshold_and_uncertainty(decided) -> None:
+    from unifiedgender.decision import UNCERTAIN_MARGIN
+
+    running, threshold, names = decided
+    with httpx.Client(base_url=running.url, timeout=30) as http:
+        card = http.get("/health").json()["model"]["threshold"]
+        assert card["value"] == threshold and card["method"] == "youden" and card["chosen_on"] == "validation val.csv"
+        assert card["description"] == f"{threshold:.4f} (youden on validation val.csv)"
+        assert card["uncertain_margin"] == UNCERTAIN_MARGIN
+        images = sample_images()
+        results = post(http, [(n, images[n]) for n in names]).json()["results"]
+    assert [r["uncertain"] for r in results] == [True, False]
+    assert results[0]["prob_male"] == pytest.approx(threshold)
+    for result in results:
+        assert result["label"] == ("male" if result["prob_male"] >= threshold else "female")
+
+
 # ---------------------------------------------------------------------------------------- headless browser
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -417,6 +464,32 @@ def test_page_shows_label_and_confidence_for_uploaded_images(page, client: httpx
         assert meter.get_attribute("aria-valuenow") == shown_percent(expected["confidence"])[:-1]
         assert card.locator("img").evaluate("img => img.complete && img.naturalWidth > 0")
     expect(page.locator("#announcer")).to_contain_text("confidence")
+    expect(page.locator("[data-testid=threshold]")).to_contain_text("0.5000 (default 0.5: the model stores no threshold)")
+
+
+@pytest.mark.browser
+def test_page_shows_the_threshold_and_marks_results_near_it_uncertain(browser, decided, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    running, threshold, names = decided
+    images = sample_images()
+    for name in names:
+        (tmp_path / name).write_bytes(images[name])
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    page.goto(running.url)
+    expect(page.locator("[data-testid=threshold]")).to_contain_text(f"{threshold:.4f} (youden on validation val.csv)")
+    expect(page.locator("[data-testid=threshold]")).to_contain_text("within ±0.10 of it are marked uncertain")
+    page.select_option("#modality", "hand")
+    page.set_input_files("#file-input", [str(tmp_path / name) for name in names])
+    expect(page.locator("[data-testid=result][data-status=ok]")).to_have_count(2)
+    cards = page.locator("[data-testid=result]")
+    expect(cards.nth(0)).to_have_attribute("data-uncertain", "true")
+    expect(cards.nth(0).locator("[data-testid=uncertain]")).to_be_visible()
+    expect(cards.nth(0).locator("[data-testid=uncertain]")).to_contain_text(f"threshold {threshold:.3f}")
+    assert cards.nth(1).get_attribute("data-uncertain") is None
+    expect(cards.nth(1).locator("[data-testid=uncertain]")).to_be_hidden()
+    context.close()
 
 
 @pytest.mark.browser

@@ -9,7 +9,8 @@ from sklearn.metrics import accuracy_score
 
 from unifiedgender.errors import UserError
 from unifiedgender.evaluation.evaluate import evaluate_predictions
-from unifiedgender.evaluation.thresholds import check_threshold, select_threshold
+from unifiedgender.decision import check_threshold
+from unifiedgender.evaluation.thresholds import select_threshold
 
 # males .5 .6 .7 .9, females .1 .2 .65
 Y = np.array([1, 1, 1, 1, 0, 0, 0])

@@ -14,7 +14,7 @@ from unifiedgender.cli.app import app
 from unifiedgender.errors import UserError
 
 HISTORY_COLUMNS = {"epoch", "train_loss", "val_loss", "train_acc", "val_acc", "val_balanced_acc", "val_auc", "lr",
-                   "train_seconds", "images_per_s"}
+                   "train_seconds", "images_per_s", "val_ece", "val_ece_calibrated", "val_temperature"}
 PREDICTION_COLUMNS = ["path", "subject_id", "modality", "age", "gender", "prob_male", "pred", "status"]
 
 
@@ -62,6 +62,7 @@ def test_every_architecture_trains_end_to_end(manifests, tmp_path, arch, tag, ex
     assert predictions["prob_male"].between(0, 1).all() and set(predictions["status"]) == {"ok"}
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["arch"] == arch and saved["tag"] == tag and saved["optimizer"] == "adamw" and saved["lr"] == 1e-4
+    assert "calibration of best.pt: temperature" in (out / "train.log").read_text()
     if arch == "umcc":
         assert_best_checkpoint_reproduces_val_predictions(out, tag)
 
@@ -80,8 +81,10 @@ def assert_best_checkpoint_reproduces_val_predictions(out, tag):
     images = torch.stack([transform(load_image(p)) for p in predictions["path"]])
     modality = torch.tensor([MODALITIES.index(m) for m in predictions["modality"]])
     with torch.no_grad():
-        probs = torch.sigmoid(model(images, modality)["logit"]).numpy()
-    assert np.allclose(probs, predictions["prob_male"], atol=1e-4)
+        logits = model(images, modality)["logit"].numpy()
+    temperature = info["decision"]["temperature"]  # val_predictions.csv holds the calibrated probabilities
+    assert temperature != 1.0
+    assert np.allclose(1 / (1 + np.exp(-logits / temperature)), predictions["prob_male"], atol=1e-4)
 
 
 def test_existing_run_folder_is_refused_unless_overwrite(manifests, tmp_path):

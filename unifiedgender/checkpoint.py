@@ -1,7 +1,8 @@
 """Checkpoints: one self-describing file per model, loaded safely and strictly.
 
 Layout (format "ugn-checkpoint/1"): format, state_dict, arch, backbone, tag, model_kwargs, flag, config,
-data_config, label_map {"female": 0, "male": 1}, metrics, versions, created; and, in a training run's
+data_config, label_map {"female": 0, "male": 1}, metrics, versions, created; `decision` (temperature and
+thresholds, unifiedgender.decision; absent in checkpoints saved before it existed); and, in a training run's
 resumable "last" checkpoint only, `resume` (optimizer/scheduler/scaler state, epoch, RNG states, ...).
 Loading uses torch.load(weights_only=True): a file that needs arbitrary code to unpickle is refused.
 """
@@ -19,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from unifiedgender.decision import Decision
 from unifiedgender.errors import UserError
 from unifiedgender.fileio import atomic_path
 from unifiedgender.models.weights import load_strict, safe_torch_load
@@ -81,8 +83,9 @@ def checkpoint_payload(
     config: Mapping[str, Any] | None = None,
     metrics: Mapping[str, Any] | None = None,
     resume: Mapping[str, Any] | None = None,
+    decision: Decision | None = None,
 ) -> dict[str, Any]:
-    """The dict `save_checkpoint` writes."""
+    """The dict `save_checkpoint` writes; `decision` is stored when given (what predict/serve/export apply)."""
     model = bare_model(model)
     spec = getattr(model, "spec", None)
     if spec is None:
@@ -102,6 +105,8 @@ def checkpoint_payload(
         "versions": library_versions(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if decision is not None:
+        payload["decision"] = to_plain(decision.as_dict(), "decision")
     if resume is not None:
         payload["resume"] = to_plain(dict(resume), "resume")
     return payload
@@ -115,10 +120,11 @@ def save_checkpoint(
     config: Mapping[str, Any] | None = None,
     metrics: Mapping[str, Any] | None = None,
     resume: Mapping[str, Any] | None = None,
+    decision: Decision | None = None,
     overwrite: bool = True,
 ) -> Path:
     """Write a checkpoint atomically; `resume` only for the training run's resumable last.pt."""
-    payload = checkpoint_payload(model, tag=tag, config=config, metrics=metrics, resume=resume)
+    payload = checkpoint_payload(model, tag=tag, config=config, metrics=metrics, resume=resume, decision=decision)
     with atomic_path(path, overwrite=overwrite) as tmp:
         torch.save(payload, tmp)
     return Path(path)

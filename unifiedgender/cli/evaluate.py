@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from unifiedgender.decision import THRESHOLD_POLICIES  # standard library only
+
 DEFAULT_REGISTRY = Path("metrics/final_metrics_with_full_configurations.csv")
 
 
@@ -18,7 +20,12 @@ def evaluate(
     ),
     modality: Optional[list[str]] = typer.Option(None, "--modality", "-m", help="Evaluate only this modality (repeatable)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: reports/CHECKPOINT__DATA or reports/PREDICTIONS)."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Fixed threshold on P(male) (default 0.5)."),
+    threshold: Optional[float] = typer.Option(
+        None, "--threshold", help="Fixed threshold on P(male) [default: the checkpoint's stored threshold; 0.5 for a table]."
+    ),
+    threshold_policy: Optional[str] = typer.Option(
+        None, "--threshold-policy", help=f"Use the checkpoint's stored threshold of this policy: {' | '.join(THRESHOLD_POLICIES)}."
+    ),
     threshold_from: Optional[Path] = typer.Option(
         None,
         "--threshold-from",
@@ -44,8 +51,9 @@ def evaluate(
     subject-level results, fairness by group, report folder and one run-registry row."""
     from rich.console import Console
 
+    from unifiedgender.decision import Threshold, check_threshold
     from unifiedgender.errors import UserError
-    from unifiedgender.evaluation.evaluate import evaluate_predictions
+    from unifiedgender.evaluation.evaluate import evaluate_predictions, labelled
     from unifiedgender.evaluation.registry import append_run, registry_row
     from unifiedgender.evaluation.report import write_report_folder
     from unifiedgender.evaluation.table import parse_age_buckets, read_predictions
@@ -57,8 +65,13 @@ def evaluate(
         raise UserError(f"CHECKPOINT {checkpoint} needs --data MANIFEST.csv to evaluate on")
     if predictions is not None and data is not None:
         raise UserError("--data is for a CHECKPOINT; with --predictions the table already holds the data")
-    if threshold is not None and threshold_from is not None:
-        raise UserError("--threshold and --threshold-from exclude each other; pass one")
+    given = [name for name, value in (("--threshold", threshold), ("--threshold-policy", threshold_policy),
+                                      ("--threshold-from", threshold_from)) if value is not None]
+    if len(given) > 1:
+        raise UserError(f"{given[0]} and {given[1]} exclude each other; pass one")
+    if threshold_policy is not None and checkpoint is None:
+        raise UserError("--threshold-policy reads the thresholds stored with a CHECKPOINT; with --predictions pass --threshold "
+                        "or --threshold-from")
     if tta and checkpoint is None:
         raise UserError("--tta needs a CHECKPOINT to predict with; a --predictions table is evaluated as it is")
     if threshold_method not in THRESHOLD_METHODS:
@@ -74,8 +87,12 @@ def evaluate(
 
     run: dict = {"tag": tag, "train_dataset": train_dataset, "category": "evaluation"}
     train_manifest = train_dataset  # where the majority-class baseline's class comes from, when readable
+    predictor = decision = None
     if checkpoint is not None:
-        frame = _predict(checkpoint, data, modalities, batch_size, device, console, tta)
+        predictor = _predictor(checkpoint, batch_size, device, tta, threshold, threshold_policy)
+        decision = predictor.decision
+        chosen = predictor.threshold_choice
+        frame = _predict(predictor, checkpoint, data, modalities, console)
         run.update(_checkpoint_run_info(checkpoint))
         train_manifest = run.get("train_dataset") or train_dataset  # --train-dataset only renames it in the registry
         run["tag"] = tag or run.get("tag")
@@ -86,13 +103,16 @@ def evaluate(
         frame = read_predictions(predictions)
         run.update(predictions=str(predictions), test_dataset=_dataset_name(predictions), split=_split_name(frame, predictions))
         source = str(predictions)
+        chosen = (Threshold(0.5, "fixed", "default 0.5 (a predictions table stores no threshold)") if threshold is None
+                  else Threshold(check_threshold(threshold), "fixed", "given"))
     validation = None
     if threshold_from is not None:
-        validation = _validation_table(threshold_from, checkpoint, modalities, batch_size, device, console, tta)
+        validation = _validation_table(threshold_from, predictor, checkpoint, modalities, console, tta)
 
     report, table = evaluate_predictions(
         frame,
-        threshold=0.5 if threshold is None else threshold,
+        threshold=chosen,
+        decision=decision,
         validation=validation,
         threshold_method=threshold_method,
         n_resamples=bootstrap,
@@ -103,7 +123,7 @@ def evaluate(
         training_majority=_training_majority(train_manifest),
     )
     report["run"] = {k: v for k, v in run.items() if k != "configuration"}
-    write_report_folder(report, table, frame, out, overwrite=overwrite, plots=not no_plots)
+    write_report_folder(report, table, labelled(frame, report["threshold"]["value"]), out, overwrite=overwrite, plots=not no_plots)
     run["report"] = str(out)
     if not no_registry:
         append_run(registry, registry_row(report, run))
@@ -123,15 +143,21 @@ def _check_modalities(modality: list[str] | None) -> tuple[str, ...] | None:
     return tuple(modality) if modality else None
 
 
-def _predict(
-    checkpoint: Path, manifest_path: Path, modalities: tuple[str, ...] | None, batch_size: int, device: str, console, tta: bool = False
-):
-    """Predictions table of `checkpoint` on a manifest's rows of `modalities` (all when None); `tta`: mirror averaging."""
-    from unifiedgender.data.manifest import read_manifest
+def _predictor(checkpoint: Path, batch_size: int, device: str, tta: bool, threshold: float | None, policy: str | None):
+    """The checkpoint (or ONNX export) loaded once, with its stored decision and the threshold asked for."""
     from unifiedgender.errors import UserError
+    from unifiedgender.inference import Predictor
 
     if not checkpoint.is_file():
         raise UserError(f"checkpoint not found: {checkpoint}; train one with `ugn train` or `ugn download checkpoints`")
+    return Predictor.from_checkpoint(checkpoint, device=device, batch_size=batch_size, tta=tta, threshold=threshold,
+                                     threshold_policy=policy)
+
+
+def _predict(predictor, checkpoint: Path, manifest_path: Path, modalities: tuple[str, ...] | None, console):
+    """Predictions table of `predictor` on a manifest's rows of `modalities` (all when None)."""
+    from unifiedgender.data.manifest import read_manifest
+    from unifiedgender.errors import UserError
     from unifiedgender.inference import predict_manifest
 
     manifest = read_manifest(manifest_path)
@@ -139,13 +165,11 @@ def _predict(
         manifest = manifest[manifest["modality"].isin(modalities)].reset_index(drop=True)
         if manifest.empty:
             raise UserError(f"{manifest_path}: no rows with modality {', '.join(modalities)}; check --modality")
-    console.print(f"predicting {len(manifest)} images of {manifest_path} with {checkpoint}{' (mirror TTA)' if tta else ''}")
-    return predict_manifest(checkpoint, manifest, batch_size=batch_size, device=device, tta=tta)
+    console.print(f"predicting {len(manifest)} images of {manifest_path} with {checkpoint}{' (mirror TTA)' if predictor.tta else ''}")
+    return predict_manifest(predictor, manifest)
 
 
-def _validation_table(
-    path: Path, checkpoint: Path | None, modalities: tuple[str, ...] | None, batch_size: int, device: str, console, tta: bool
-):
+def _validation_table(path: Path, predictor, checkpoint: Path | None, modalities: tuple[str, ...] | None, console, tta: bool):
     """--threshold-from: a predictions table as is, or a manifest predicted with the checkpoint (with `tta` as the test)."""
     import pandas as pd
 
@@ -159,9 +183,9 @@ def _validation_table(
         if tta:
             console.print(f"note: --threshold-from {path} is used as it is (no mirror TTA); give the validation manifest to choose the threshold under --tta")
         return read_predictions(path)
-    if checkpoint is None:
+    if predictor is None:
         raise UserError(f"--threshold-from {path}: no 'prob_male' column; give a predictions table (or a manifest with CHECKPOINT)")
-    return _predict(checkpoint, path, modalities, batch_size, device, console, tta)
+    return _predict(predictor, checkpoint, path, modalities, console)
 
 
 def _checkpoint_run_info(checkpoint: Path) -> dict:
@@ -219,20 +243,32 @@ def print_summary(report: dict, console) -> None:
     """Rich terminal summary: metrics with CIs (images and subjects), baseline, exclusions, fairness gaps."""
     from rich.table import Table
 
+    from rich.markup import escape
+
+    from unifiedgender.decision import Threshold
     from unifiedgender.evaluation.metrics import METRIC_NAMES
 
-    data, threshold = report["data"], report["threshold"]
+    data, threshold = report["data"], Threshold(**report["threshold"])
     console.print(
         f"[bold]{data['n_evaluated']}[/] images of [bold]{data['n_subjects']}[/] subjects evaluated "
         f"({data['n_excluded']} excluded{': ' + ', '.join(f'{r} {n}' for r, n in data['excluded'].items()) if data['excluded'] else ''}); "
-        f"threshold {threshold['value']:.4f} ({threshold['method']}, {threshold['chosen_on']})"
+        f"threshold {escape(threshold.describe())}"
     )
+    calibration = report.get("calibration")
+    if calibration:
+        console.print(
+            f"calibration: temperature {calibration['temperature']:.3f}; ECE here {_f(calibration['ece_uncalibrated'])} "
+            f"uncalibrated -> {_f(calibration['ece_calibrated'])} calibrated"
+        )
     table = Table(title=f"Metrics (95% CI: {report['bootstrap']['n_resamples']} subject resamples, seed {report['bootstrap']['seed']})")
     for column in ("metric", "images", "95% CI", "subjects", "95% CI"):
         table.add_column(column, justify="left" if column == "metric" else "right")
     image, subject = report["image_level"], report["subject_level"]
     for name in METRIC_NAMES:
         table.add_row(name, _f(image["metrics"][name]), _ci(image["ci"].get(name)), _f(subject["metrics"][name]), _ci(subject["ci"].get(name)))
+        if name == "balanced_accuracy":
+            half = image["at_0.5"], subject["at_0.5"]
+            table.add_row("balanced_accuracy at 0.5", *(t for h in half for t in (_f(h["balanced_accuracy"]), _ci(h["balanced_accuracy_ci"]))))
     for label, key in (("baseline accuracy", "accuracy"), ("baseline balanced acc.", "balanced_accuracy")):
         table.add_row(f"[dim]{label}[/]", _f(image["baseline"][key]), "", _f(subject["baseline"][key]), "")
     console.print(table)
@@ -259,6 +295,9 @@ def print_summary(report: dict, console) -> None:
             end_section=True,
         )
     console.print(fairness)
+    shift = report.get("shift")
+    if shift and shift["shifted"]:
+        console.print(shift["message"], style="yellow", markup=False, highlight=False, soft_wrap=True)
 
 
 def _f(value) -> str:

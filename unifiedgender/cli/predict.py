@@ -7,6 +7,8 @@ from typing import Any, Optional
 
 import typer
 
+from unifiedgender.decision import THRESHOLD_POLICIES  # standard library only
+
 PLAIN_LOG_EVERY_S = 10.0
 
 
@@ -20,7 +22,12 @@ def predict(
     batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, help="Images per forward pass."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Decoding threads (default: cores, max 8)."),
     tta: bool = typer.Option(False, "--tta", help="Average over the image and its mirror image."),
-    threshold: float = typer.Option(0.5, "--threshold", "-t", min=0.0, max=1.0, help="prob_male at or above it: male."),
+    threshold: Optional[float] = typer.Option(
+        None, "--threshold", "-t", help="prob_male at or above it: male [default: the threshold stored with the model]."
+    ),
+    threshold_policy: Optional[str] = typer.Option(
+        None, "--threshold-policy", help=f"Use the model's stored threshold of this policy: {' | '.join(THRESHOLD_POLICIES)}."
+    ),
     group_by: Optional[str] = typer.Option(
         None, "--group-by", "-g", help="Regex on the file name whose named or first group is the subject: adds one prediction per subject (mean prob)."
     ),
@@ -37,14 +44,18 @@ def predict(
     ),
 ) -> None:
     """Predict every image; exit code 0 when all were read, 1 when any failed (see the status column), 2 on bad usage."""
+    from unifiedgender.errors import UserError
     from unifiedgender.inference.run import run_predict
 
+    if threshold is not None and threshold_policy is not None:
+        raise UserError("--threshold and --threshold-policy exclude each other; pass one")
     reporter = _Reporter(print_records=output is None)
     try:
         summary = run_predict(
             inputs, checkpoint, modality=modality, recursive=recursive, batch_size=batch_size, workers=workers,
-            tta=tta, threshold=threshold, group_by=group_by, output=output, overwrite=overwrite, annotate=annotate,
-            contact_sheet=contact_sheet, device=device, engine=engine, detect=detect, on_start=reporter.start, on_record=reporter.record,
+            tta=tta, threshold=threshold, threshold_policy=threshold_policy, group_by=group_by, output=output,
+            overwrite=overwrite, annotate=annotate, contact_sheet=contact_sheet, device=device, engine=engine, detect=detect,
+            on_start=reporter.start, on_record=reporter.record,
         )
     finally:
         reporter.stop()
@@ -123,6 +134,7 @@ def _render_summary(summary: Any) -> None:
     if summary.n_no_face is not None:
         table.add_row("faces", f"{summary.n_ok} (no face found in {summary.n_no_face} images)")
     table.add_row("failed", f"[red]{summary.n_failed}[/red]" if summary.n_failed else "0")
+    table.add_row("threshold", Text(summary.threshold.describe()))
     table.add_row("speed", f"{summary.images_per_second:.1f} images/s ({summary.seconds:.1f} s)")
     if summary.subject_rows or summary.unmatched:
         table.add_row("subjects", f"{len(summary.subject_rows)} (file names not matching --group-by: {summary.unmatched})")
@@ -145,6 +157,8 @@ def _render_summary(summary: Any) -> None:
             confidence = f"{row['confidence']:.3f}" if row["confidence"] is not None else ""
             subjects.add_row(Text(row["subject"]), f"{row['n_ok']}/{row['n_images']}", row["label"], confidence, row["status"])
         console.print(subjects)
+    if summary.shift is not None and summary.shift.shifted:
+        console.print(summary.shift.message(), style="yellow", soft_wrap=True, markup=False, highlight=False)
     if summary.failures:
         failed = Table(title=f"failed images (first {len(summary.failures)} of {summary.n_failed})")
         failed.add_column("path", overflow="fold")

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from unifiedgender.decision import DEFAULT_THRESHOLD_POLICY, THRESHOLD_POLICIES  # standard library only
 from unifiedgender.recipes import recipe_names  # pathlib only: cheap enough for --help
 
 ARCH_HELP = "umcc | mag | classifier | simple_cnn | resnet50_head | multitask"
@@ -44,6 +45,11 @@ def train(
     select_metric: Optional[str] = typer.Option(
         None, "--select-metric", help="Which epoch becomes best.pt: val_balanced_acc | val_auc | val_acc | val_loss [default: val_balanced_acc]."
     ),
+    threshold_policy: Optional[str] = typer.Option(
+        None, "--threshold-policy",
+        help=f"Default decision threshold stored in the checkpoint: {' | '.join(THRESHOLD_POLICIES)} on calibrated validation "
+        f"P(male) [default: {DEFAULT_THRESHOLD_POLICY}]; all are stored.",
+    ),
     compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model."),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto | bf16 | fp16 | fp32 [default: auto = bf16/fp16 on GPU, fp32 on CPU]."),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | mps [default: auto]."),
@@ -67,7 +73,7 @@ def train(
         "scheduler": scheduler, "image_size": image_size, "face_crop": face_crop, "workers": workers, "seed": seed, "out": out and str(out),
         "weights": weights and str(weights), "pretrained": pretrained, "unfreeze_after": unfreeze_after,
         "early_stop_patience": early_stop_patience, "early_stop_metric": early_stop_metric,
-        "select_metric": select_metric, "compile": compile,
+        "select_metric": select_metric, "threshold_policy": threshold_policy, "compile": compile,
         "precision": precision, "device": device, "cache": cache, "cache_dir": cache_dir and str(cache_dir),
         "save_every_steps": save_every_steps, "log_every_steps": log_every_steps,
     }

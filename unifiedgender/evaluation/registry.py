@@ -106,9 +106,17 @@ def registry_row(report: dict, run: dict) -> dict:
             row[f"{prefix}{name}"] = level["metrics"][name]
             row[f"{prefix}{name}_ci_low"] = low
             row[f"{prefix}{name}_ci_high"] = high
+        half_low, half_high = level["at_0.5"]["balanced_accuracy_ci"] or (None, None)
+        row[f"{prefix}balanced_accuracy_at_0.5"] = level["at_0.5"]["balanced_accuracy"]
+        row[f"{prefix}balanced_accuracy_at_0.5_ci_low"] = half_low
+        row[f"{prefix}balanced_accuracy_at_0.5_ci_high"] = half_high
         row[f"{prefix}baseline_accuracy"] = level["baseline"]["accuracy"]
         row[f"{prefix}baseline_balanced_accuracy"] = level["baseline"]["balanced_accuracy"]
     row["baseline_class_from"] = report["image_level"]["baseline"]["majority_class_from"]
+    calibration, shift = report.get("calibration") or {}, report.get("shift") or {}
+    row["temperature"] = calibration.get("temperature")
+    row["ece_uncalibrated"] = calibration.get("ece_uncalibrated")
+    row["shift_warning"] = shift.get("shifted")
     for attribute, entry in report["fairness"].items():
         row[f"{attribute}_demographic_parity_difference"] = entry["demographic_parity_difference"]
         row[f"{attribute}_equalized_odds_difference"] = entry["equalized_odds_difference"]

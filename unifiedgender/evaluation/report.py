@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from unifiedgender.decision import Threshold
 from unifiedgender.errors import UserError
 from unifiedgender.evaluation.fairness import GROUP_METRICS
 from unifiedgender.evaluation.metrics import METRIC_NAMES
@@ -69,8 +70,9 @@ def render_markdown(report: dict) -> str:
         f"excluded: {data['n_excluded']}" + (f" ({_reasons(data['excluded'])})" if data["excluded"] else ""),
         f"- Modalities: {', '.join(f'{k} {v}' for k, v in data['modalities'].items())}; "
         f"classes: male {data['class_counts']['male']}, female {data['class_counts']['female']}",
-        f"- Threshold on P(male): {threshold['value']:.4f} ({threshold['method']}, chosen on {threshold['chosen_on']})",
+        f"- Threshold on P(male): {Threshold(**threshold).describe()}",
         f"- 95% CIs: percentile bootstrap over {boot['unit']}s, {boot['n_resamples']} resamples, seed {boot['seed']}",
+        *_calibration_lines(report),
         "",
         "## Metrics",
         "",
@@ -83,6 +85,10 @@ def render_markdown(report: dict) -> str:
             f"| {name} | {_fmt(image['metrics'][name])} | {_fmt_ci(image['ci'].get(name))} | "
             f"{_fmt(subject['metrics'][name])} | {_fmt_ci(subject['ci'].get(name))} |"
         )
+        if name == "balanced_accuracy":
+            half = image["at_0.5"], subject["at_0.5"]
+            lines.append("| balanced_accuracy at 0.5 | " + " | ".join(
+                f"{_fmt(h['balanced_accuracy'])} | {_fmt_ci(h['balanced_accuracy_ci'])}" for h in half) + " |")
     for level_name, level in (("image", image), ("subject", subject)):
         base = level["baseline"]
         lines.append(
@@ -142,6 +148,21 @@ def render_markdown(report: dict) -> str:
             if key in plots:
                 lines += [f"![{key}]({plots[key]})", ""]
     return "\n".join(lines) + "\n"
+
+
+def _calibration_lines(report: dict) -> list[str]:
+    """Temperature and ECE before/after, and the shift warning, when the evaluated model stores a decision."""
+    lines = []
+    calibration = report.get("calibration")
+    if calibration:
+        lines.append(
+            f"- Calibration: temperature {calibration['temperature']:.3f} (fitted on {calibration['fitted_on']}); "
+            f"ECE here {_fmt(calibration['ece_uncalibrated'])} uncalibrated -> {_fmt(calibration['ece_calibrated'])} calibrated"
+        )
+    shift = report.get("shift")
+    if shift and shift["shifted"]:
+        lines.append(f"- **Shift:** {shift['message'].removeprefix('warning: ')}")
+    return lines
 
 
 def _reasons(excluded: dict[str, int]) -> str:

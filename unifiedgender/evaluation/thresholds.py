@@ -25,10 +25,3 @@ def select_threshold(y: np.ndarray, probs: np.ndarray, method: str = "youden", s
     else:
         best = int(np.argmin(np.abs(fpr - (1 - tpr))))
     return float(thresholds[best])
-
-
-def check_threshold(threshold: float) -> float:
-    """A fixed threshold must lie in (0, 1]."""
-    if not 0.0 < threshold <= 1.0:
-        raise UserError(f"--threshold {threshold}: must be in (0, 1]; 0.5 is the default")
-    return float(threshold)

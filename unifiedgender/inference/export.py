@@ -1,9 +1,10 @@
 """Export a checkpoint to ONNX (onnxruntime) or TorchScript, with the preprocessing stored beside the weights.
 
 Both take two inputs, `image` float32 [N,C,H,W] (already normalised as in `data_config`) and `modality`
-int64 [N] (indices into MODALITIES), with a dynamic batch axis, and return the male logit [N]. ONNX keeps
-`ugn.data_config`, `ugn.tag`, `ugn.arch` and `ugn.modalities` (those the model accepts) in its metadata; TorchScript keeps the same
-JSON in the extra file `ugn.json`.
+int64 [N] (indices into MODALITIES), with a dynamic batch axis, and return the raw male logit [N]. ONNX keeps
+`ugn.data_config`, `ugn.tag`, `ugn.arch`, `ugn.modalities` (those the model accepts) and `ugn.decision` (temperature
+and thresholds, unifiedgender.decision; absent in older exports) in its metadata; TorchScript keeps the same JSON
+in the extra file `ugn.json`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from unifiedgender.decision import Decision
 from unifiedgender.errors import UserError
 from unifiedgender.fileio import atomic_path
 
@@ -48,8 +50,11 @@ def export_checkpoint(
     fmt: str,
     output: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    threshold: float | None = None,
+    threshold_policy: str | None = None,
 ) -> dict[str, Any]:
-    """Export `checkpoint`; returns {"output", "format", "max_abs_diff"} (diff vs. PyTorch on a sample batch)."""
+    """Export `checkpoint` with its decision (`threshold` or `threshold_policy` set the stored default);
+    returns {"output", "format", "max_abs_diff" (vs. PyTorch on a sample batch), "threshold" (a Threshold)}."""
     from unifiedgender.checkpoint import load_checkpoint
     from unifiedgender.inference.predictor import allowed_modalities
 
@@ -61,12 +66,15 @@ def export_checkpoint(
     if out.exists() and not overwrite:
         raise UserError(f"{out} already exists; pass --overwrite or choose another output path with -o")
     model, info = load_checkpoint(checkpoint)
+    decision = Decision.from_dict(info.get("decision"), str(checkpoint))
+    chosen = decision.threshold(threshold, threshold_policy)
     meta = {
         "format": ONNX_FORMAT,
         "data_config": info["data_config"],
         "tag": str(info.get("tag") or ""),
         "arch": str(info["arch"]),
         "modalities": list(allowed_modalities(info["arch"], bool(info.get("flag")))),
+        "decision": decision.with_threshold(chosen).as_dict(),
     }
     wrapped = LogitModel(model.cpu().eval()).eval()
     sample = sample_inputs(info["data_config"], batch=2)
@@ -80,7 +88,7 @@ def export_checkpoint(
         with torch.inference_mode():
             want = wrapped(*sample).numpy()
         diff = float(np.max(np.abs(got - want)))
-    return {"output": out, "format": fmt, "max_abs_diff": diff}
+    return {"output": out, "format": fmt, "max_abs_diff": diff, "threshold": chosen}
 
 
 def sample_inputs(data_config: dict[str, Any], batch: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
@@ -145,6 +153,7 @@ def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         "tag": props.get("ugn.tag", ""),
         "arch": props.get("ugn.arch", ""),
         "modalities": tuple(json.loads(props["ugn.modalities"])),
+        "decision": Decision.from_dict(json.loads(props["ugn.decision"]) if "ugn.decision" in props else None, str(path)),
     }
 
 

@@ -5,7 +5,8 @@ preprocessing stored in it. `predict_paths` streams one record per path in input
 paths are decoded and transformed by a bounded thread pool a few batches ahead of the model, which runs
 batched: on a CPU with onnxruntime (the PyTorch model converted in memory and checked), on a GPU with PyTorch
 (`torch.inference_mode`, channels_last, autocast). A file that cannot be read becomes a record with `status`
-set to the reason; everything else is predicted.
+set to the reason; everything else is predicted. Probabilities are calibrated with the temperature stored
+with the model, and labels use its stored threshold unless one is given (unifiedgender.decision).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from PIL import Image
 
 from unifiedgender.data.images import DEFAULT_MAX_PIXELS, ImageReadError, load_image, to_mode
 from unifiedgender.data.manifest import MODALITIES
+from unifiedgender.decision import Decision, calibrated_probs
 from unifiedgender.errors import UserError
 from unifiedgender.runtime import resolve_device
 
@@ -100,7 +102,7 @@ class OnnxBackend:
         backend = cls.load(trace_onnx(wrapped, sample).SerializeToString(), torch.device("cpu"))
         with torch.inference_mode():
             want = wrapped(*sample).numpy()
-        diff = float(np.max(np.abs(_sigmoid(backend.logits(*sample)) - _sigmoid(want))))
+        diff = float(np.max(np.abs(calibrated_probs(backend.logits(*sample)) - calibrated_probs(want))))
         if not diff <= ONNX_TOLERANCE:
             raise UserError(f"onnxruntime prob_male differs from PyTorch by {diff:.2g} (> {ONNX_TOLERANCE}); use --engine torch")
         backend.model = model  # the source module (its .spec describes the model), as on TorchBackend
@@ -158,15 +160,17 @@ class Predictor:
         batch_size: int = 64,
         workers: int | None = None,
         tta: bool = False,
-        threshold: float = 0.5,
+        decision: Decision | None = None,
+        threshold: float | None = None,
+        threshold_policy: str | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
+        """`decision`: the model's stored temperature and thresholds (default: temperature 1, threshold 0.5);
+        `threshold` overrides its threshold, `threshold_policy` picks another of its stored ones."""
         from unifiedgender.data.transforms import build_eval_transform
 
         if batch_size < 1:
             raise UserError(f"batch size {batch_size} must be >= 1")
-        if not 0.0 <= threshold <= 1.0:
-            raise UserError(f"threshold {threshold} must lie between 0 and 1")
         if workers is not None and workers < 1:
             raise UserError(f"workers {workers} must be >= 1")
         self.backend = backend
@@ -179,7 +183,9 @@ class Predictor:
         self.batch_size = batch_size
         self.workers = workers or min(8, os.cpu_count() or 1)
         self.tta = tta
-        self.threshold = threshold
+        self.decision = decision or Decision()
+        self.threshold_choice = self.decision.threshold(threshold, threshold_policy)
+        self.threshold = self.threshold_choice.value
         self.max_pixels = max_pixels
 
     # ----------------------------------------------------------------------------------------- construction
@@ -202,6 +208,7 @@ class Predictor:
             modalities=allowed_modalities(info["arch"], bool(info.get("flag"))),
             tag=str(info.get("tag") or ""),
             device=device,
+            decision=Decision.from_dict(info.get("decision"), str(path)),
             **options,
         )
 
@@ -256,6 +263,7 @@ class Predictor:
             meta["data_config"],
             modalities=meta["modalities"],
             tag=meta["tag"],
+            decision=meta["decision"],
             **options,
         )
 
@@ -345,17 +353,14 @@ class Predictor:
                 yield self.record(item.path, item.modality, probs[id(item)])
 
     def _probs(self, images: torch.Tensor, modalities: Sequence[str | None]) -> np.ndarray:
-        """prob_male for a preprocessed batch (mean over the image and its mirror image with TTA)."""
+        """Calibrated prob_male for a preprocessed batch (mean over the image and its mirror image with TTA)."""
         index = torch.tensor([MODALITIES.index(m) if m else 0 for m in modalities], dtype=torch.long)
-        probs = _sigmoid(self.backend.logits(images, index))
+        temperature = self.decision.temperature
+        probs = calibrated_probs(self.backend.logits(images, index), temperature)
         if self.tta:
-            probs = (probs + _sigmoid(self.backend.logits(images.flip(-1), index))) / 2.0
+            probs = (probs + calibrated_probs(self.backend.logits(images.flip(-1), index), temperature)) / 2.0
         return probs
 
 
 def _resolve(batch: list[tuple[_Item, Future]]) -> list[tuple[_Item, torch.Tensor | str]]:
     return [(item, future.result()) for item, future in batch]
-
-
-def _sigmoid(logits: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))

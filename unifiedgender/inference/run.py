@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from unifiedgender.decision import Threshold
 from unifiedgender.errors import UserError
+from unifiedgender.evaluation.shift import ShiftCheck, check_shift
 from unifiedgender.inference.sources import collect_inputs
 from unifiedgender.inference.writers import output_format
 
@@ -39,6 +41,8 @@ class PredictSummary:
     model: str = ""
     engine: str = ""
     note: str | None = None
+    threshold: Threshold | None = None
+    shift: ShiftCheck | None = None
 
     @property
     def images_per_second(self) -> float:
@@ -60,7 +64,8 @@ def run_predict(
     batch_size: int = 64,
     workers: int | None = None,
     tta: bool = False,
-    threshold: float = 0.5,
+    threshold: float | None = None,
+    threshold_policy: str | None = None,
     group_by: str | None = None,
     output: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
@@ -73,7 +78,10 @@ def run_predict(
     on_record: Callable[[dict[str, Any]], None] | None = None,
 ) -> PredictSummary:
     """Predict every input image (with `detect="face"`: every face in it); usage problems raise UserError before
-    any model is loaded."""
+    any model is loaded.
+
+    Labels use `threshold` when given, else the model's stored threshold (of `threshold_policy` when given).
+    """
     from unifiedgender.inference.annotate import Annotator, ContactSheet
     from unifiedgender.inference.faces import FACE_FIELDS, check_detector, model_framing_note, predict_faces
     from unifiedgender.inference.grouping import SUBJECT_FIELDS, SubjectGrouper
@@ -82,7 +90,7 @@ def run_predict(
 
     check_modality(modality)
     check_detector(detect)
-    grouper = SubjectGrouper(group_by, threshold) if group_by else None
+    grouper = SubjectGrouper(group_by) if group_by else None
     outputs = []
     if output is not None:
         output_format(output)
@@ -95,13 +103,18 @@ def run_predict(
     images = collect_inputs(inputs, recursive=recursive, modality=modality)
     sheet = ContactSheet(contact_sheet, overwrite=overwrite) if contact_sheet else None
     predictor = Predictor.from_checkpoint(
-        checkpoint, device=device, engine=engine, batch_size=batch_size, workers=workers, tta=tta, threshold=threshold
+        checkpoint, device=device, engine=engine, batch_size=batch_size, workers=workers, tta=tta, threshold=threshold,
+        threshold_policy=threshold_policy,
     )
+    if grouper is not None:
+        grouper.threshold = predictor.threshold
     annotator = Annotator(annotate, overwrite=overwrite) if annotate else None
     fields = RECORD_FIELDS + (FACE_FIELDS if detect else ()) + (("subject",) if grouper else ())
-    summary = PredictSummary(n_images=len(images), model=predictor.tag or Path(checkpoint).name, engine=predictor.engine)
+    summary = PredictSummary(n_images=len(images), model=predictor.tag or Path(checkpoint).name, engine=predictor.engine,
+                             threshold=predictor.threshold_choice)
     if detect:
         summary.n_no_face, summary.note = 0, model_framing_note(predictor)
+    scores: list[float] = []
     if on_start is not None:
         on_start(len(images))
     started = time.perf_counter()
@@ -117,7 +130,10 @@ def run_predict(
                 annotator.add_faces(group) if detect else annotator.add(group[0])
             for record in group:
                 _emit(record, summary, grouper, writer, sheet, on_record)
+                if record["status"] == "ok":
+                    scores.append(record["prob_male"])
     summary.seconds = time.perf_counter() - started
+    summary.shift = check_shift(predictor.decision.scores, scores, predictor.threshold)
     summary.output = Path(output) if output is not None else None
     if grouper is not None:
         summary.subject_rows = grouper.rows()

@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from unifiedgender import __version__
+from unifiedgender.decision import near_threshold
 from unifiedgender.serve.batching import BatchingPredictor, ImagePredictor
 from unifiedgender.serve.limits import ServeLimits
 from unifiedgender.serve.model_card import ModelCard
@@ -98,10 +99,12 @@ def create_app(predictor: ImagePredictor, limits: ServeLimits | None = None, car
 
 
 def _predicted(predictor: ImagePredictor, name: str, modality: str | None, prob_male: float) -> dict:
-    """Label and confidence come from the predictor's record (its decision threshold)."""
+    """Label and confidence come from the predictor's record (its decision threshold); `uncertain` when P(male)
+    lies near that threshold."""
     record = predictor.record(name, modality, prob_male)
     keys = ("label", "prob_male", "prob_female", "confidence")
-    return {"name": name, "status": "ok", **{k: record[k] for k in keys}, "error": None, "code": 200}
+    uncertain = near_threshold(prob_male, predictor.threshold)
+    return {"name": name, "status": "ok", **{k: record[k] for k in keys}, "uncertain": uncertain, "error": None, "code": 200}
 
 
 def _rejected(name: str, rejection: Rejection) -> dict:
@@ -112,6 +115,7 @@ def _rejected(name: str, rejection: Rejection) -> dict:
         "prob_male": None,
         "prob_female": None,
         "confidence": None,
+        "uncertain": None,
         "error": rejection.reason,
         "code": rejection.code,
     }

@@ -14,6 +14,8 @@ from PIL import Image
 class ImagePredictor(Protocol):
     """What the server needs from `unifiedgender.inference.predictor.Predictor`."""
 
+    threshold: float
+
     def predict_images(self, images: list[Image.Image], modality: str | None) -> np.ndarray: ...
 
     def record(self, path: str, modality: str | None, prob_male: float | None, status: str = "ok") -> dict: ...

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from fastapi import HTTPException
 
 from unifiedgender.data.manifest import MODALITIES
+from unifiedgender.decision import UNCERTAIN_MARGIN
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class ModelCard:
     input_size: tuple[int, ...]
     needs_modality: bool
     modalities: tuple[str, ...]
+    threshold: dict  # value, method, chosen_on, description, uncertain_margin: the decision the page shows
 
     @classmethod
     def from_predictor(cls, predictor) -> ModelCard:
@@ -26,6 +28,7 @@ class ModelCard:
         model = getattr(predictor.backend, "model", None)  # TorchBackend; an ONNX backend has no nn.Module
         spec = getattr(model, "spec", None) or {"arch": "onnx", "backbone": predictor.tag.split("_F", 1)[0]}
         modalities = tuple(predictor.modalities)
+        choice = predictor.threshold_choice
         return cls(
             tag=predictor.tag or str(spec["backbone"]),
             arch=str(spec["arch"]),
@@ -33,6 +36,7 @@ class ModelCard:
             input_size=tuple(int(v) for v in predictor.data_config["input_size"]),
             needs_modality=modalities != MODALITIES,  # conditioned models (UMCC F1, MAG) take only some
             modalities=modalities,
+            threshold={**choice.as_dict(), "description": choice.describe(), "uncertain_margin": UNCERTAIN_MARGIN},
         )
 
     def as_dict(self) -> dict:

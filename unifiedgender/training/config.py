@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from unifiedgender.decision import DEFAULT_THRESHOLD_POLICY, THRESHOLD_POLICIES
 from unifiedgender.errors import UserError
 from unifiedgender.fileio import atomic_write
 
@@ -46,6 +47,7 @@ class TrainConfig:
     early_stop_patience: int = 5
     early_stop_metric: str = "val_balanced_acc"
     select_metric: str = "val_balanced_acc"  # which epoch becomes best.pt
+    threshold_policy: str = DEFAULT_THRESHOLD_POLICY  # which stored threshold predict/serve/export use by default
     grad_clip: float | None = None
     focal_gamma: float = 2.0
     focal_alpha: float | None = None
@@ -71,6 +73,7 @@ class TrainConfig:
         _choice("scheduler", self.scheduler, SCHEDULERS)
         _choice("cache", self.cache, ("auto", "memory", "disk"))
         _choice("select_metric", self.select_metric, SELECT_METRICS)
+        _choice("threshold_policy", self.threshold_policy, THRESHOLD_POLICIES)
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(self, name)})")

@@ -106,33 +106,40 @@ class EvalResult:
     """Validation outputs gathered from every rank, deduplicated and sorted by image index."""
 
     indices: np.ndarray
-    probs: np.ndarray
+    logits: np.ndarray
     loss: float
+
+    @property
+    def probs(self) -> np.ndarray:
+        """Uncalibrated P(male) = sigmoid(logit)."""
+        from unifiedgender.decision import calibrated_probs
+
+        return calibrated_probs(self.logits)
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, normalize: Normalize, criterion: TrainingLoss, runtime: Runtime,
              expected: int) -> EvalResult:
-    """Predict every image once: an all_gather of (index, prob) drops the DistributedSampler's padding."""
+    """Predict every image once: an all_gather of (index, logit) drops the DistributedSampler's padding."""
     model.eval()
-    indices, probs, losses = [], [], []
+    indices, logits, losses = [], [], []
     for batch in loader:
         batch = runtime.to_device(batch)
         with runtime.autocast():
             out = model(normalize(batch["image"]), batch["modality"])
         loss, _ = criterion(out, batch)
         indices.append(batch["index"].cpu())
-        probs.append(torch.sigmoid(out["logit"].float()).cpu())
+        logits.append(out["logit"].float().reshape(-1).cpu())
         losses.append(torch.full((len(batch["index"]),), float(loss)))
-    local = [torch.cat(t).numpy() if t else np.zeros(0) for t in (indices, probs, losses)]
+    local = [torch.cat(t).numpy() if t else np.zeros(0) for t in (indices, logits, losses)]
     gathered = runtime.all_gather_object(local)
     idx = np.concatenate([g[0] for g in gathered]).astype(np.int64)
-    prob = np.concatenate([g[1] for g in gathered])
+    logit = np.concatenate([g[1] for g in gathered])
     loss = np.concatenate([g[2] for g in gathered])
     idx, first = np.unique(idx, return_index=True)
     if len(idx) != expected:
         raise RuntimeError(f"validation gathered {len(idx)} distinct images from {runtime.world_size} ranks, expected {expected}")
-    return EvalResult(idx, prob[first], float(loss[first].mean()) if len(first) else math.nan)
+    return EvalResult(idx, logit[first], float(loss[first].mean()) if len(first) else math.nan)
 
 
 def binary_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> dict[str, float]:

@@ -2,8 +2,10 @@
 
 Run folder (rank 0 writes, nothing else does): config.yaml, train.log, history.csv, training_curves.png,
 best.pt (best epoch by --select-metric, validation balanced accuracy by default), last.pt (full training state, rewritten atomically every
-epoch and every --save-every-steps steps), val_predictions.csv (the best model's validation predictions),
-skipped_images.csv (unreadable images, when any).
+epoch and every --save-every-steps steps), val_predictions.csv (the best model's calibrated validation predictions),
+skipped_images.csv (unreadable images, when any). After each validation a temperature and the thresholds of
+every policy are fitted on the validation logits (unifiedgender.evaluation.calibration.fit_decision); best.pt
+and the epoch-end last.pt store the decision of their epoch.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import torch
 from unifiedgender.data.cache import DecodedImages, Geometry, build_cache
 from unifiedgender.data.dataset import CachedBatches, make_loader
 from unifiedgender.data.manifest import DEMOGRAPHIC_COLUMNS, MODALITIES, gender_to_label, read_manifest
+from unifiedgender.decision import Decision, calibrated_probs
 from unifiedgender.errors import UserError
+from unifiedgender.evaluation.calibration import fit_decision
 from unifiedgender.fileio import atomic_path, atomic_write
 from unifiedgender.runtime import Runtime
 from unifiedgender.training import callbacks as cb
@@ -89,6 +93,8 @@ class Trainer:
             config.seed = self.tag.seed if self.tag.seed is not None else 42
         self.should_stop = False
         self.resume_state = resume_state
+        self.decision: Decision | None = None  # fitted on the latest validation
+        self.best_decision: Decision | None = None  # the one stored in best.pt (this session)
         self.log(f"run {self.tag} arch={config.arch} -> {self.out_dir} ({runtime.describe()})")
         _seed_everything(config.seed)
         self._build_model()
@@ -222,10 +228,12 @@ class Trainer:
             self.callbacks.append(cb.EarlyStopping(cfg.early_stop_metric, _mode(cfg.early_stop_metric), cfg.early_stop_patience))
 
     # ----------------------------------------------------------------- checkpoints
-    def _checkpoint(self, metrics: dict[str, float], resume: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _checkpoint(self, metrics: dict[str, float], resume: dict[str, Any] | None = None,
+                    decision: Decision | None = None) -> dict[str, Any]:
         from unifiedgender.checkpoint import checkpoint_payload
 
-        return checkpoint_payload(self.model, tag=self.tag, config=self.config.to_dict(), metrics=metrics, resume=resume)
+        return checkpoint_payload(self.model, tag=self.tag, config=self.config.to_dict(), metrics=metrics, resume=resume,
+                                  decision=decision)
 
     def _emit_saved(self, path: Path, kind: str) -> None:
         for callback in self.callbacks:
@@ -234,8 +242,9 @@ class Trainer:
     def save_best(self, epoch: int, metrics: dict[str, float]) -> None:
         """best.pt and the matching val_predictions.csv (rank 0)."""
         if self.runtime.is_main_process:
+            self.best_decision = self.decision
             with atomic_path(self.out_dir / BEST) as tmp:
-                torch.save(self._checkpoint({"epoch": epoch, **metrics}), tmp)
+                torch.save(self._checkpoint({"epoch": epoch, **metrics}, decision=self.decision), tmp)
             self._write_val_predictions()
             self._emit_saved(self.out_dir / BEST, "best")
 
@@ -249,7 +258,7 @@ class Trainer:
             "stopped": self.should_stop, "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None, "scaler": self.scaler.state_dict(),
             "callbacks": [c.state_dict() for c in self.callbacks], "rng": rng, "world_size": self.runtime.world_size,
-        })
+        }, decision=None if progress else self.decision)  # mid-epoch weights have moved on from the last validation
         with atomic_path(self.out_dir / LAST) as tmp:
             torch.save(payload, tmp)
         self._emit_saved(self.out_dir / LAST, "last")
@@ -296,14 +305,15 @@ class Trainer:
 
         df = self.val_df
         probs = np.full(len(df), np.nan)
-        probs[self._last_eval.indices] = self._last_eval.probs
+        probs[self._last_eval.indices] = calibrated_probs(self._last_eval.logits, self.decision.temperature)
+        threshold = self.decision.threshold().value
         table = pd.DataFrame({"path": df["path"], "subject_id": df["subject_id"], "modality": df["modality"]})
         for column in DEMOGRAPHIC_COLUMNS:
             if column in df.columns:
                 table[column] = df[column]
         table["gender"] = df["gender"]
         table["prob_male"] = probs
-        table["pred"] = np.where(np.isnan(probs), "", np.where(probs >= 0.5, "male", "female"))
+        table["pred"] = np.where(np.isnan(probs), "", np.where(probs >= threshold, "male", "female"))
         table["status"] = self.val_cache.status
         with atomic_write(self.out_dir / "val_predictions.csv", newline="") as handle:
             table.to_csv(handle, index=False)
@@ -331,8 +341,13 @@ class Trainer:
                                     on_step=lambda p, n, e=epoch: self._on_step(e, p, n), grad_clip=cfg.grad_clip)
             progress = None
             self._last_eval = evaluate(self.model, self.val_loader, self.normalize, self.criterion, rt, len(self.val_ok))
-            val = binary_metrics(self.val_labels[self._last_eval.indices], self._last_eval.probs)
-            metrics = {**stats, "val_loss": self._last_eval.loss, **{f"val_{k}": v for k, v in val.items()}, "lr": lr}
+            labels = self.val_labels[self._last_eval.indices]
+            val = binary_metrics(labels, self._last_eval.probs)
+            self.decision = fit_decision(self._last_eval.logits, labels, policy=cfg.threshold_policy, chosen_on=(
+                f"validation data {cfg.val} (epoch {epoch + 1}, {len(labels)} images)"))
+            metrics = {**stats, "val_loss": self._last_eval.loss, **{f"val_{k}": v for k, v in val.items()},
+                       "val_ece": self.decision.ece["uncalibrated"], "val_ece_calibrated": self.decision.ece["calibrated"],
+                       "val_temperature": self.decision.temperature, "lr": lr}
             self.reporter.end_epoch(metrics)
             for callback in self.callbacks:
                 callback.on_epoch_end(self, epoch, metrics)
@@ -348,6 +363,8 @@ class Trainer:
                 raise RuntimeError("DDP replicas diverged: the ranks hold different weights")
         selector = next(c for c in self.callbacks if isinstance(c, cb.BestCheckpoint))
         best = selector.best if selector.mode == "max" else -selector.best
+        if self.best_decision is not None:
+            self.log(f"calibration of {BEST}: {self.best_decision.describe()}")
         self.log(f"done: best {selector.metric} {best:.4f}; run folder {self.out_dir}")
         return metrics
 

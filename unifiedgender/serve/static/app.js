@@ -5,6 +5,7 @@ const MAX_PARALLEL_UPLOADS = 3;
 const el = (id) => document.getElementById(id);
 const ui = {
   modelInfo: el("model-info"),
+  thresholdInfo: el("threshold-info"),
   modalityField: el("modality-field"),
   modality: el("modality"),
   dropzone: el("dropzone"),
@@ -19,6 +20,7 @@ const ui = {
 };
 let limits = null;
 let needsModality = false;
+let threshold = null;
 const queue = [];
 let running = 0;
 
@@ -60,6 +62,10 @@ function showModel(health) {
     ...model.modalities.map((name) => new Option(name.replace("_", " "), name))
   );
   ui.modalityField.hidden = !needsModality;
+  threshold = model.threshold;
+  ui.thresholdInfo.textContent =
+    `Decision threshold on P(male): ${threshold.description}. ` +
+    `Results within ±${threshold.uncertain_margin.toFixed(2)} of it are marked uncertain.`;
   ui.hint.textContent =
     `JPEG, PNG, WebP, BMP, TIFF or GIF · up to ${megabytes(limits.max_upload_bytes)} and ` +
     `${(limits.max_pixels / 1e6).toFixed(0)} megapixels per image`;
@@ -147,7 +153,15 @@ function showResult(card, result) {
   });
   card.querySelector(".detail").textContent =
     `P(male) ${result.prob_male.toFixed(3)} · P(female) ${result.prob_female.toFixed(3)}`;
-  announce(`${result.name}: ${result.label}, ${percent(result.confidence)} confidence.`);
+  if (result.uncertain) {
+    card.dataset.uncertain = "true";
+    const note = card.querySelector(".uncertain-note");
+    note.textContent = threshold
+      ? `Uncertain: P(male) is within ${threshold.uncertain_margin.toFixed(2)} of the threshold ${threshold.value.toFixed(3)}.`
+      : "Uncertain: P(male) is close to the decision threshold.";
+    note.hidden = false;
+  }
+  announce(`${result.name}: ${result.label}${result.uncertain ? " (uncertain)" : ""}, ${percent(result.confidence)} confidence.`);
 }
 
 function showError(card, message, status) {
