@@ -11,7 +11,7 @@
 # the same threshold), RUN/report_utk_05 (utkface_dev at 0.5) and RUN/report_utk_eer (threshold at the equal
 # error rate of LFW validation); the last two re-read RUN/report_utk's predictions (no new prediction).
 # The cpu profile trains with the face recipe's own budget (128 px, 6 epochs) unless EPOCHS / SIZE say otherwise
-# (the figures of docs/results.md used EPOCHS=2 SIZE=112: a 2-core machine shared with other jobs).
+# (the figures of docs/results.md used EPOCHS=1 SIZE=112: a 2-core machine shared with other jobs).
 # Usage: PROFILE=cpu|full [RUNS="plain framed"] [CAP=1] [EPOCHS=N SIZE=N] bash scripts/experiments/faces_cross.sh
 #SBATCH --job-name=ugn-faces-cross
 #SBATCH --nodes=1
