@@ -17,6 +17,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from unifiedgender.cli.app import app
+from unifiedgender.crop.framers import SamFramer
 from unifiedgender.crop.pipeline import CropOptions, prepare_crop, run_crop
 from unifiedgender.crop.postprocess import Box, bounding_box
 from unifiedgender.crop.sam import build_sam2_model, load_predictor, predict_best_mask
@@ -40,6 +41,10 @@ def sam_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def predictor(sam_checkpoint):
     return load_predictor(sam_checkpoint, "sam2.1_hiera_t", image_size=SIZE, device="cpu")
+
+
+def sam(predictor, options: CropOptions) -> SamFramer:
+    return SamFramer(predictor, options.n_points, options.point_spacing, options.dilate_radius)
 
 
 def object_image(width: int = 64, height: int = 48, seed: int = 0) -> np.ndarray:
@@ -111,7 +116,8 @@ def test_empty_mask_keeps_the_image_uncropped(tmp_path, sam_checkpoint):
             param.zero_()
     (tmp_path / "in").mkdir()
     Image.fromarray(object_image(40, 30)).save(tmp_path / "in" / "a.png")
-    summary = run_crop(predictor, prepare_crop(tmp_path / "in", tmp_path / "out", CropOptions(save_masks=True)))
+    options = CropOptions(save_masks=True)
+    summary = run_crop(sam(predictor, options), prepare_crop(tmp_path / "in", tmp_path / "out", options))
     row = read_rows(tmp_path / "out" / "boxes.csv")["a.png"]
     assert row["status"] == "empty mask: kept uncropped"
     assert (row["x0"], row["y0"], row["x1"], row["y1"]) == ("0", "0", "40", "30")
@@ -187,7 +193,7 @@ def test_manifest_input_writes_a_manifest_of_the_crops(tmp_path, predictor):
     frame = pd.DataFrame(rows, columns=["path", "subject_id", "gender"]).assign(modality="fluting_tactile", site=list("xyzw"))
     frame.to_csv(tmp_path / "data" / "flutings.csv", index=False)
     out = tmp_path / "out"
-    summary = run_crop(predictor, prepare_crop(tmp_path / "data" / "flutings.csv", out, CropOptions(n_points=1)))
+    summary = run_crop(sam(predictor, CropOptions()), prepare_crop(tmp_path / "data" / "flutings.csv", out, CropOptions(n_points=1)))
     assert [r.path for r in summary.failed] == ["imgs/broken.jpg", "imgs/gone.png"]
     assert summary.failed[1].status.startswith("failed: unreadable image: cannot open")
     assert summary.manifest == out / "flutings.csv"
@@ -223,10 +229,10 @@ def test_interrupted_run_keeps_its_boxes_and_resumes(tmp_path, predictor):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_crop(predictor, job, on_result=stop)
+        run_crop(sam(predictor, job.options), job, on_result=stop)
     first = read_rows(tmp_path / "out" / "boxes.csv")
     assert list(first) == ["a.png"]
-    summary = run_crop(predictor, job)
+    summary = run_crop(sam(predictor, job.options), job)
     assert summary.counts.get("skipped") == 1 and len(summary.results) == 3
     rows = read_rows(tmp_path / "out" / "boxes.csv")
     assert list(rows) == ["a.png", "sub/b.png", "sub/c.png"] and rows["a.png"] == first["a.png"]

@@ -199,6 +199,29 @@ def test_summarize_seeds_gives_mean_and_sd_per_run_name(tmp_path: Path) -> None:
                                               "| 0.700 ± 0.141 | 0.800 ± 0.141 |")
 
 
+def test_faces_cross_trains_on_lfw_only_and_evaluates_utkface_three_ways(tmp_path: Path) -> None:
+    result = run_script(EXPERIMENTS / "faces_cross.sh", tmp_path, DRY_RUN="1", UGN="true", RUNS="plain framed_lite2")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    data = tmp_path / "out" / "faces_cross" / "data"
+    assert f"ugn data subset {data}/lfw.csv --per-subject 1 -o {data}/subset.csv --seed 0" in lines
+    train = [line for line in lines if line.startswith("ugn train")]
+    assert [line.split("--log-every-steps 50 ")[1] for line in train] == [
+        "--no-face-crop", "--face-crop --tag tf_efficientnet_lite2.in1k_F0_Af_Lw_Z0"]
+    assert all(f"--train {data}/split/train.csv --val {data}/split/val.csv" in line for line in train)
+    utk = [line for line in lines if "utkface.csv" in line or "report_utk" in line]
+    assert not any(line.startswith("ugn train") for line in utk)  # never trained or tuned on utkface_dev
+    framed = tmp_path / "out" / "faces_cross" / "framed_lite2"
+    assert [line.split(" --seed")[0] for line in lines if f"{framed}/report_utk" in line] == [
+        f"ugn evaluate {framed}/best.pt --data {data}/utkface.csv --tta --threshold-from {framed}/val_report_tta/predictions.csv",
+        f"ugn evaluate --predictions {framed}/report_utk/predictions.csv --threshold 0.5",
+        f"ugn evaluate --predictions {framed}/report_utk/predictions.csv --threshold-from "
+        f"{framed}/val_report_tta/predictions.csv --threshold-method eer",
+    ]
+    refused = run_script(EXPERIMENTS / "faces_cross.sh", tmp_path, DRY_RUN="1", UGN="true", RUNS="framed bogus")
+    assert refused.returncode == 2 and "unknown run 'bogus'" in refused.stderr and not refused.stdout
+
+
 def test_runs_from_a_slurm_spool_copy(tmp_path: Path) -> None:
     spool = tmp_path / "slurmd" / "job42" / "slurm_script"
     spool.parent.mkdir(parents=True)

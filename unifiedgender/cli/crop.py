@@ -1,4 +1,4 @@
-"""`ugn crop`: crop images to the object SAM2 finds from central point prompts."""
+"""`ugn crop`: crop images to the object SAM2 finds from central point prompts, or to the aligned face."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from unifiedgender.cli.options import device_option
 def crop(
     input_path: Path = typer.Argument(..., metavar="INPUT", help="Folder of images (searched recursively) or a manifest .csv."),
     output: Path = typer.Option(..., "-o", "--output", help="Output folder: crops under the same relative paths, boxes.csv."),
+    detector: str = typer.Option("sam", "--detector", help="sam (SAM2 point prompts) or face (offline face detector, aligned face chips)."),
     points: int = typer.Option(1, "--points", help="Prompt points: 1 (the centre) or 5 (the centre and four around it)."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Official SAM2 checkpoint (.pt) matching --config."),
     config: str = typer.Option("sam2.1_hiera_t", "--config", help="SAM2 config name, e.g. sam2.1_hiera_t, sam2.1_hiera_l."),
@@ -25,19 +26,31 @@ def crop(
     preview: bool = typer.Option(False, "--preview", help="Also write previews/<path>.png with the mask and box drawn."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo crops already written instead of skipping them."),
 ) -> None:
-    """Crop each image to the bounding box of the largest mask component SAM2 finds from central point prompts.
+    """Crop each image to the bounding box of the largest mask component SAM2 finds from central point prompts,
+    or (--detector face) to the largest face, aligned with a margin to the canonical face framing.
 
     Exit code 0 when every image was cropped (or kept whole because its mask was empty), 1 when any image could
     not be read or written (see the status column of boxes.csv), 2 for invalid arguments.
     """
+    from unifiedgender.crop.framers import FaceFramer, SamFramer
     from unifiedgender.crop.pipeline import CropOptions, prepare_crop, run_crop
     from unifiedgender.crop.sam import check_checkpoint, load_predictor
+    from unifiedgender.errors import UserError
 
-    check_checkpoint(checkpoint, config)
+    if detector not in ("sam", "face"):
+        raise UserError(f"--detector {detector!r} is not supported; use sam or face")
+    if detector == "face" and (checkpoint is not None or save_masks):
+        raise UserError("--checkpoint and --save-masks belong to --detector sam; drop them for --detector face")
+    if detector == "sam":
+        check_checkpoint(checkpoint, config)
     job = prepare_crop(input_path, output, CropOptions(points, point_spacing, dilate, save_masks, preview, overwrite))
-    predictor = load_predictor(checkpoint, config, image_size=image_size, device=device)
+    if detector == "face":
+        framer = FaceFramer()
+    else:
+        predictor = load_predictor(checkpoint, config, image_size=image_size, device=device)
+        framer = SamFramer(predictor, points, point_spacing, dilate)
     with _ProgressReporter() as reporter:
-        summary = run_crop(predictor, job, on_start=reporter.start, on_result=reporter.advance)
+        summary = run_crop(framer, job, on_start=reporter.start, on_result=reporter.advance)
     counts = ", ".join(f"{n} {key}" for key, n in sorted(summary.counts.items()))
     typer.echo(f"{len(summary.results)} images: {counts}")
     typer.echo(f"boxes: {summary.boxes_csv}")

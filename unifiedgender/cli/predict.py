@@ -38,6 +38,9 @@ def predict(
     engine: str = typer.Option(
         "auto", "--engine", help="auto (onnxruntime on a CPU, PyTorch on a GPU), torch or onnxruntime."
     ),
+    detect: Optional[str] = typer.Option(
+        None, "--detect", help="face: find every face in each photo (offline detector), one row per face with its box."
+    ),
 ) -> None:
     """Predict every image; exit code 0 when all were read, 1 when any failed (see the status column), 2 on bad usage."""
     from unifiedgender.errors import UserError
@@ -50,7 +53,8 @@ def predict(
         summary = run_predict(
             inputs, checkpoint, modality=modality, recursive=recursive, batch_size=batch_size, workers=workers,
             tta=tta, threshold=threshold, threshold_policy=threshold_policy, group_by=group_by, output=output,
-            overwrite=overwrite, annotate=annotate, contact_sheet=contact_sheet, device=device, engine=engine, on_start=reporter.start, on_record=reporter.record,
+            overwrite=overwrite, annotate=annotate, contact_sheet=contact_sheet, device=device, engine=engine, detect=detect,
+            on_start=reporter.start, on_record=reporter.record,
         )
     finally:
         reporter.stop()
@@ -71,6 +75,8 @@ def _render_summary(summary: Any) -> None:
     table.add_column()
     table.add_row("images", str(summary.n_images))
     table.add_row("predicted", f"{summary.n_ok}  (male {summary.n_male}, female {summary.n_female})")
+    if summary.n_no_face is not None:
+        table.add_row("faces", f"{summary.n_ok} (no face found in {summary.n_no_face} images)")
     table.add_row("failed", f"[red]{summary.n_failed}[/red]" if summary.n_failed else "0")
     table.add_row("threshold", Text(summary.threshold.describe()))
     table.add_row("speed", f"{summary.images_per_second:.1f} images/s ({summary.seconds:.1f} s)")
@@ -82,6 +88,8 @@ def _render_summary(summary: Any) -> None:
         ("contact sheet", summary.contact_sheet),
     ]
     console.print(table)
+    if summary.note:
+        console.print(summary.note, soft_wrap=True, markup=False, highlight=False)
     for label, value in files:
         if value is not None:
             console.print(f"{label}: {value}", soft_wrap=True, markup=False, highlight=False)

@@ -41,13 +41,16 @@ class ImageProgress:
             typer.echo(f"{self.label} {total} images", err=True)
 
     def record(self, record: dict[str, Any]) -> None:
+        """One record; with `ugn predict --detect face` a photo gives one record per face (`face` 1, 2, ...),
+        and only its first advances the count of images."""
         import time
 
-        self.done += 1
         if self.print_records:
-            text = f"{record['label']}\t{record['confidence']:.3f}" if record["status"] == "ok" else "failed\t"
-            line = f"{text}\t{record['path']}" + ("" if record["status"] == "ok" else f"\t{record['status']}")
+            line = _record_line(record)
             (self.progress.console.print(line, markup=False, highlight=False) if self.progress else typer.echo(line))
+        if record.get("face") not in (None, 1):
+            return
+        self.done += 1
         if self.progress is not None:
             self.progress.advance(self.task)
         elif time.monotonic() - self.last_log >= PLAIN_LOG_EVERY_S:
@@ -61,3 +64,15 @@ class ImageProgress:
             self.progress.stop()
         elif self.total:
             typer.echo(f"{self.done}/{self.total} images in {time.monotonic() - self.started:.1f} s", err=True)
+
+
+def _record_line(record: dict[str, Any]) -> str:
+    """`label<TAB>confidence<TAB>path` (a failed or faceless image: its status last; a face: its box)."""
+    from unifiedgender.crop.face import STATUS_NO_FACE
+
+    text = f"{record['label']}\t{record['confidence']:.3f}" if record["status"] == "ok" else "failed\t"
+    if record["status"] == STATUS_NO_FACE:
+        text = "no face\t"
+    if record.get("face") is not None:
+        text += f"\tface {record['face']} at {record['x0']},{record['y0']},{record['x1']},{record['y1']}"
+    return f"{text}\t{record['path']}" + ("" if record["status"] == "ok" else f"\t{record['status']}")

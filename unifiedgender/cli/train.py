@@ -33,6 +33,9 @@ def train(
     image_size: Optional[int] = typer.Option(None, "--image-size", help="Square input size [default: the backbone's]."),
     preprocess: Optional[str] = typer.Option(
         None, "--preprocess", help="Fingerprint steps before resizing, stored in the checkpoint: crop+clahe+gabor (any of them) | none."),
+    face_crop: Optional[bool] = typer.Option(
+        None, "--face-crop/--no-face-crop", help="Frame every image on its aligned face (offline detector); evaluate, predict and serve then do the same."
+    ),
     workers: Optional[int] = typer.Option(None, "--workers", help="Decoding threads and loader workers [default: 4]."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed [default: the tag's _seedN, else 42]."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run folder [default: runs/<tag>]."),
@@ -78,7 +81,7 @@ def train(
     flags = {
         "tag": tag, "arch": arch, "train": train_csv and str(train_csv), "val": val_csv and str(val_csv),
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "optimizer": optimizer,
-        "scheduler": scheduler, "image_size": image_size, "preprocess": preprocess, "workers": workers, "seed": seed, "out": out and str(out),
+        "scheduler": scheduler, "image_size": image_size, "preprocess": preprocess, "face_crop": face_crop, "workers": workers, "seed": seed, "out": out and str(out),
         "weights": weights and str(weights), "pretrained": pretrained, "unfreeze_after": unfreeze_after,
         "early_stop_patience": early_stop_patience, "early_stop_metric": early_stop_metric,
         "select_metric": select_metric, "threshold_policy": threshold_policy, "compile": compile,

@@ -1,4 +1,5 @@
-"""Crop a folder (recursive) or a manifest with SAM2 point prompts: crops, boxes.csv, masks, previews, manifest.
+"""Crop a folder (recursive) or a manifest with a framer (SAM2 or the face detector): crops, boxes.csv, masks,
+previews, manifest.
 
 Outputs under OUT: each crop at the image's path relative to the input folder (or to the manifest's folder),
 ``masks/<relative path>.png`` and ``previews/<relative path>.png`` when asked, ``boxes.csv`` (one row per input:
@@ -19,10 +20,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from unifiedgender.crop.postprocess import Box, crop_region
-from unifiedgender.crop.preview import draw_preview
+from unifiedgender.crop.framers import STATUS_OK, Framer
+from unifiedgender.crop.postprocess import Box
 from unifiedgender.crop.prompts import DEFAULT_POINT_SPACING, prompt_points
-from unifiedgender.crop.sam import predict_best_mask
 from unifiedgender.data.images import IMAGE_EXTENSIONS, ImageReadError, is_image_name, load_image
 from unifiedgender.errors import UserError
 from unifiedgender.fileio import atomic_path, atomic_write
@@ -34,8 +34,6 @@ BOXES_FILE = "boxes.csv"
 BOXES_COLUMNS = ("path", "x0", "y0", "x1", "y1", "score", "points", "status")
 MASKS_DIR = "masks"
 PREVIEWS_DIR = "previews"
-STATUS_OK = "ok"
-STATUS_EMPTY = "empty mask: kept uncropped"
 STATUS_SKIPPED = "skipped: crop already written"
 FAILED_PREFIX = "failed: "
 
@@ -151,30 +149,26 @@ def save_image(image: Image.Image, path: Path) -> None:
         image.save(tmp, format=fmt, **extra)
 
 
-def crop_one(predictor: Any, item: CropItem, out_dir: Path, options: CropOptions) -> CropResult:
-    """Prompt, post-process and write one crop (plus mask and preview when asked); never raises for bad images."""
+def crop_one(framer: Framer, item: CropItem, out_dir: Path, options: CropOptions) -> CropResult:
+    """Frame and write one crop (plus mask and preview when asked); never raises for bad images."""
     try:
         image = load_image(item.source, "RGB")
     except ImageReadError as exc:
         return CropResult(item.relative, status=f"{FAILED_PREFIX}unreadable image: {exc}")
     rgb = np.array(image, dtype=np.uint8)  # writable: torch warns on read-only arrays
-    height, width = rgb.shape[:2]
-    points = prompt_points(width, height, options.n_points, options.point_spacing)
-    mask, score = predict_best_mask(predictor, rgb, points)
-    component, box = crop_region(mask, options.dilate_radius)
-    status = STATUS_OK if box is not None else STATUS_EMPTY
-    crop_box = box or Box(0, 0, width, height)
-    crop = rgb[crop_box.y0 : crop_box.y1, crop_box.x0 : crop_box.x1]
+    framing = framer.frame(rgb, options.preview)
+    crop = framing.crop
     gray = bool((crop[..., 0] == crop[..., 1]).all() and (crop[..., 1] == crop[..., 2]).all())
+    result = CropResult(item.relative, framing.box, framing.score, framing.points, framing.status)
     try:  # the crop goes last: its presence marks the image as done for a resumed run
-        if options.save_masks:
-            save_image(Image.fromarray(component * 255), mask_path(out_dir, item.relative))
-        if options.preview:
-            save_image(draw_preview(rgb, component, box, points), preview_path(out_dir, item.relative))
+        if options.save_masks and framing.mask is not None:
+            save_image(Image.fromarray(framing.mask * 255), mask_path(out_dir, item.relative))
+        if framing.preview is not None:
+            save_image(framing.preview, preview_path(out_dir, item.relative))
         save_image(Image.fromarray(np.ascontiguousarray(crop[..., 0] if gray else crop)), out_dir / item.relative)
     except (OSError, ValueError) as exc:
-        return CropResult(item.relative, crop_box, score, options.n_points, f"{FAILED_PREFIX}cannot write output: {exc}")
-    return CropResult(item.relative, crop_box, score, options.n_points, status)
+        result.status = f"{FAILED_PREFIX}cannot write output: {exc}"
+    return result
 
 
 def read_boxes(path: Path) -> dict[str, dict[str, str]]:
@@ -207,7 +201,7 @@ def _carried_result(relative: str, previous: dict[str, str] | None) -> CropResul
 
 
 def crop_items(
-    predictor: Any,
+    framer: Framer,
     items: list[CropItem],
     out_dir: Path,
     options: CropOptions,
@@ -226,7 +220,7 @@ def crop_items(
             if not options.overwrite and (out_dir / item.relative).is_file():
                 result = _carried_result(item.relative, previous.get(item.relative))
             else:
-                result = crop_one(predictor, item, out_dir, options)
+                result = crop_one(framer, item, out_dir, options)
             rows[item.relative] = result.row()
             results.append(result)
             if on_result is not None:
@@ -288,7 +282,7 @@ def prepare_crop(input_path: str | os.PathLike[str], out_dir: str | os.PathLike[
 
 
 def run_crop(
-    predictor: Any,
+    framer: Framer,
     job: CropJob,
     on_start: Callable[[int], None] | None = None,
     on_result: Callable[[CropResult], None] | None = None,
@@ -297,7 +291,7 @@ def run_crop(
     job.out_dir.mkdir(parents=True, exist_ok=True)
     if on_start is not None:
         on_start(len(job.items))
-    results = crop_items(predictor, job.items, job.out_dir, job.options, on_result)
+    results = crop_items(framer, job.items, job.out_dir, job.options, on_result)
     summary = CropSummary(results, job.out_dir / BOXES_FILE)
     if job.manifest is not None:
         summary.manifest = write_crop_manifest(job.manifest, job.items, results, job.out_dir, job.manifest_name)

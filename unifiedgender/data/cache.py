@@ -49,19 +49,22 @@ class Geometry:
     crop_pct: float = 1.0
     crop_mode: str = "center"
     preprocess: str = ""  # image-to-image steps before the resize (unifiedgender.fingerprints.preprocess)
+    face_crop: float | None = None  # margin of the canonical face framing applied before resizing; None: off
 
     @classmethod
     def from_data_config(cls, data_config: dict) -> Geometry:
         channels, height, width = data_config["input_size"]
+        face_crop = data_config.get("face_crop")
         return cls(int(channels), int(height), int(width), str(data_config.get("interpolation", "bicubic")),
                    float(data_config.get("crop_pct", 1.0) or 1.0), str(data_config.get("crop_mode", "center")),
-                   str(data_config.get("preprocess") or ""))
+                   str(data_config.get("preprocess") or ""), None if face_crop is None else float(face_crop))
 
     def data_config(self) -> dict:
         """A data config with this geometry (and identity normalisation)."""
         return {"input_size": [self.channels, self.height, self.width], "mean": [0.0] * self.channels,
                 "std": [1.0] * self.channels, "interpolation": self.interpolation, "crop_pct": self.crop_pct,
-                "crop_mode": self.crop_mode, "preprocess": self.preprocess}
+                "crop_mode": self.crop_mode, "preprocess": self.preprocess,
+                **({} if self.face_crop is None else {"face_crop": self.face_crop})}
 
 
 @dataclass
@@ -113,23 +116,18 @@ def cache_key(paths: Sequence[str], geometry: Geometry) -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def _resize_and_crop(geometry: Geometry):
-    """The preprocessing and geometric steps (resize, centre crop) of the evaluation transform for this geometry."""
-    from torchvision import transforms as T
-
+def _eval_transform(geometry: Geometry):
+    """The evaluation transform for this geometry (its uint8 path: framing, preprocessing, resize, centre crop)."""
     from unifiedgender.data.transforms import build_eval_transform
 
-    transform = build_eval_transform(geometry.data_config())
-    steps = [transform.preprocess] if transform.preprocess is not None else []
-    return T.Compose(steps + transform.pipeline.transforms[:2])
+    return build_eval_transform(geometry.data_config())
 
 
 def decode_image(path: str, geometry: Geometry) -> np.ndarray:
-    """One image -> uint8 [C, H, W] through the eval transform's preprocessing, resize and crop; ImageReadError
-    if unreadable."""
+    """One image -> uint8 [C, H, W] through the eval transform's face framing, preprocessing, resize and crop
+    (EvalTransform.uint8); ImageReadError if unreadable."""
     img = load_image(path, "L" if geometry.channels == 1 else "RGB")
-    arr = np.asarray(_resize_and_crop(geometry)(img), dtype=np.uint8)
-    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    return _eval_transform(geometry).uint8(img).numpy()
 
 
 def _fill(out: np.ndarray, paths: Sequence[str], geometry: Geometry, workers: int,

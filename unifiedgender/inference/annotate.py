@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,28 @@ def draw_label(image: Image.Image, record: dict[str, Any]) -> Image.Image:
     return out
 
 
+def draw_faces(image: Image.Image, records: list[dict[str, Any]]) -> Image.Image:
+    """A copy of a photo with each detected face's box and 'N: label confidence%' in the label's colour
+    (records of `ugn predict --detect face`; those without a face are skipped)."""
+    out = image.convert("RGB")
+    draw = ImageDraw.Draw(out)
+    width = max(2, round(min(out.size) / 150))
+    font = _font(max(12, min(out.size) // 20))
+    for record in records:
+        if record.get("face") is None:
+            continue
+        colour = COLOURS.get(record.get("label") or "", COLOURS[""])
+        x0, y0, x1, y1 = record["x0"], record["y0"], record["x1"] - 1, record["y1"] - 1
+        draw.rectangle((x0, y0, x1, y1), outline=colour, width=width)
+        text = f"{record['face']}: {caption(record)}"
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        height = bottom - top + 4
+        y = y0 - height if y0 - height >= 0 else min(y1 + 1, out.height - height)
+        draw.rectangle((x0, y, x0 + right - left + 4, y + height), fill=colour)
+        draw.text((x0 + 2, y + 2 - top), text, fill=(255, 255, 255), font=font)
+    return out
+
+
 class Annotator:
     """Writes an annotated copy of every readable image into `folder` (names kept; clashes numbered)."""
 
@@ -73,15 +96,24 @@ class Annotator:
         """Annotate one record's image; returns the written path (None for failed images)."""
         if record["status"] != "ok":
             return None
+        return self._write(record["path"], lambda image: draw_label(image, record))
+
+    def add_faces(self, records: list[dict[str, Any]]) -> Path | None:
+        """Annotate one photo with the boxes and labels of its face records (None when it has no face)."""
+        if not any(r["status"] == "ok" for r in records):
+            return None
+        return self._write(records[0]["path"], lambda image: draw_faces(image, records))
+
+    def _write(self, path: str, draw: Callable[[Image.Image], Image.Image]) -> Path | None:
         try:
-            image = load_image(record["path"])
+            image = load_image(path)
         except ImageReadError:
             return None
-        target = self.folder / self._name(record["path"])
+        target = self.folder / self._name(path)
         suffix = ".jpg" if target.suffix.lower() in (".jpg", ".jpeg") else ".png"
         target = target.with_suffix(suffix)
         with atomic_path(target, overwrite=self.overwrite) as tmp:
-            draw_label(image, record).save(tmp, format="JPEG" if suffix == ".jpg" else "PNG", quality=92)
+            draw(image).save(tmp, format="JPEG" if suffix == ".jpg" else "PNG", quality=92)
         self.written += 1
         return target
 

@@ -12,6 +12,7 @@ with the model, and labels use its stored threshold unless one is given (unified
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -326,14 +327,18 @@ class Predictor:
         )
 
     # ------------------------------------------------------------------------------------------- prediction
-    def predict_images(self, images: Sequence[Image.Image], modality: str | None = None) -> np.ndarray:
-        """prob_male for in-memory PIL images of any mode (all of one modality)."""
+    def predict_images(self, images: Sequence[Image.Image], modality: str | None = None, framed: bool = False) -> np.ndarray:
+        """prob_male for in-memory PIL images of any mode (all of one modality); `framed`: the images are face
+        chips already in the canonical framing, so the model's own face framing is skipped."""
         check_modality(modality, self.modalities, where="modality")
+        if self.uint8:
+            prepare = functools.partial(self.transform.uint8, framed=framed)
+        else:
+            prepare = self.transform.prepare if framed else self.transform
         probs = np.empty(len(images), dtype=np.float64)
         for start in range(0, len(images), self.batch_size):
             chunk = images[start : start + self.batch_size]
-            load = self.transform.uint8 if self.uint8 else self.transform
-            batch = torch.stack([load(to_mode(img, self.mode)) for img in chunk])
+            batch = torch.stack([prepare(to_mode(img, self.mode)) for img in chunk])
             probs[start : start + len(chunk)] = self._scores(batch, [modality] * len(chunk))[0]
         return probs
 

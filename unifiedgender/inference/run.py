@@ -24,7 +24,9 @@ class PredictSummary:
     """What a prediction run did: counts, the first failures, where its files went and how fast it ran."""
 
     n_images: int = 0
-    n_ok: int = 0
+    n_ok: int = 0  # predictions made (with --detect face: faces predicted)
+    n_failed: int = 0  # images that could not be read or preprocessed
+    n_no_face: int | None = None  # with --detect face: photos in which no face was found
     n_male: int = 0
     n_female: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
@@ -38,12 +40,9 @@ class PredictSummary:
     contact_sheet: Path | None = None
     model: str = ""
     engine: str = ""
+    note: str | None = None
     threshold: Threshold | None = None
     shift: ShiftCheck | None = None
-
-    @property
-    def n_failed(self) -> int:
-        return self.n_images - self.n_ok
 
     @property
     def images_per_second(self) -> float:
@@ -74,19 +73,23 @@ def run_predict(
     contact_sheet: str | os.PathLike[str] | None = None,
     device: str | None = None,
     engine: str = "auto",
+    detect: str | None = None,
     on_start: Callable[[int], None] | None = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
 ) -> PredictSummary:
-    """Predict every input image; usage problems raise UserError before any model is loaded.
+    """Predict every input image (with `detect="face"`: every face in it); usage problems raise UserError before
+    any model is loaded.
 
     Labels use `threshold` when given, else the model's stored threshold (of `threshold_policy` when given).
     """
     from unifiedgender.inference.annotate import Annotator, ContactSheet
+    from unifiedgender.inference.faces import FACE_FIELDS, check_detector, model_framing_note, predict_faces
     from unifiedgender.inference.grouping import SUBJECT_FIELDS, SubjectGrouper
     from unifiedgender.inference.predictor import RECORD_FIELDS, Predictor, check_modality
     from unifiedgender.inference.writers import open_records
 
     check_modality(modality)
+    check_detector(detect)
     grouper = SubjectGrouper(group_by) if group_by else None
     outputs = []
     if output is not None:
@@ -108,30 +111,29 @@ def run_predict(
     if grouper is not None:
         grouper.threshold = predictor.threshold
     annotator = Annotator(annotate, overwrite=overwrite) if annotate else None
-    fields = RECORD_FIELDS + (("subject",) if grouper else ())
+    fields = RECORD_FIELDS + (FACE_FIELDS if detect else ()) + (("subject",) if grouper else ())
     summary = PredictSummary(n_images=len(images), model=predictor.tag or Path(checkpoint).name, engine=predictor.engine,
                              threshold=predictor.threshold_choice)
+    if detect:
+        summary.n_no_face, summary.note = 0, model_framing_note(predictor)
     scores: list[float] = []
     if on_start is not None:
         on_start(len(images))
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
         writer = stack.enter_context(open_records(output, fields, overwrite=overwrite)) if output is not None else None
-        records = predictor.predict_paths([i.path for i in images], modality=[i.modality for i in images])
-        for record in records:
-            if grouper is not None:
-                record["subject"] = grouper.add(record) or ""
-            _count(summary, record)
-            if record["status"] == "ok":
-                scores.append(record["prob_male"])
-            if writer is not None:
-                writer.write(record)
+        paths = [i.path for i in images]
+        if detect:
+            groups = predict_faces(predictor, paths, modality or "face", workers=predictor.workers)
+        else:
+            groups = ([r] for r in predictor.predict_paths(paths, modality=[i.modality for i in images]))
+        for group in groups:
             if annotator is not None:
-                annotator.add(record)
-            if sheet is not None:
-                sheet.add(record)
-            if on_record is not None:
-                on_record(record)
+                annotator.add_faces(group) if detect else annotator.add(group[0])
+            for record in group:
+                _emit(record, summary, grouper, writer, sheet, on_record)
+                if record["status"] == "ok":
+                    scores.append(record["prob_male"])
     summary.seconds = time.perf_counter() - started
     summary.shift = check_shift(predictor.decision.scores, scores, predictor.threshold)
     summary.output = Path(output) if output is not None else None
@@ -150,12 +152,32 @@ def run_predict(
     return summary
 
 
+def _emit(record: dict[str, Any], summary: PredictSummary, grouper: Any, writer: Any, sheet: Any,
+          on_record: Callable[[dict[str, Any]], None] | None) -> None:
+    """Count one record and hand it to the subject grouper, the output file, the contact sheet and the caller."""
+    if grouper is not None:
+        record["subject"] = grouper.add(record) or ""
+    _count(summary, record)
+    if writer is not None:
+        writer.write(record)
+    if sheet is not None:
+        sheet.add(record)
+    if on_record is not None:
+        on_record(record)
+
+
 def _count(summary: PredictSummary, record: dict[str, Any]) -> None:
+    from unifiedgender.crop.face import STATUS_NO_FACE
+
     if record["status"] == "ok":
         summary.n_ok += 1
         if record["label"] == "male":
             summary.n_male += 1
         else:
             summary.n_female += 1
-    elif len(summary.failures) < MAX_LISTED_FAILURES:
-        summary.failures.append((record["path"], record["status"]))
+    elif record["status"] == STATUS_NO_FACE and summary.n_no_face is not None:
+        summary.n_no_face += 1
+    else:
+        summary.n_failed += 1
+        if len(summary.failures) < MAX_LISTED_FAILURES:
+            summary.failures.append((record["path"], record["status"]))

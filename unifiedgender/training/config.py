@@ -40,6 +40,7 @@ class TrainConfig:
     plateau_patience: int = 2
     image_size: int | None = None
     preprocess: str = ""  # fingerprint steps before the resize, e.g. "crop+clahe" (stored in the data config)
+    face_crop: bool = False  # frame every image on its aligned face (recorded in the checkpoint's data config)
     workers: int = 4
     seed: int | None = None
     weights: str | None = None

@@ -162,6 +162,10 @@ class Trainer:
                      else "the backbone only; the heads start from random initialisation"))
         if cfg.preprocess:  # recorded in the data config, so the checkpoint's users apply it too
             model.data_config = {**model.data_config, "preprocess": cfg.preprocess}
+        if cfg.face_crop:
+            from unifiedgender.crop.face import FACE_PADDING
+
+            model.data_config = {**model.data_config, "face_crop": FACE_PADDING}
         data_config = model.data_config
         apply_freezing(model, self.tag.freeze)
         self.data_config = data_config
@@ -183,7 +187,8 @@ class Trainer:
         geometry = Geometry.from_data_config(self.data_config)
         decoded = build_cache(paths, geometry, mode=mode, cache_dir=cfg.cache_dir, workers=max(cfg.workers, 1),
                               coordinator=rt)
-        self.log(f"{name}: {len(paths)} images decoded at {geometry.height}x{geometry.width}"
+        framed = "" if geometry.face_crop is None else ", framed on their faces"
+        self.log(f"{name}: {len(paths)} images decoded at {geometry.height}x{geometry.width}{framed}"
                  + (f" (cached in {decoded.path})" if decoded.path else " (in memory)"))
         return decoded
 

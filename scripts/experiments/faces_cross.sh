@@ -1,0 +1,76 @@
+#!/bin/bash
+# Cross-dataset faces: train on LFW only (identity-level split, CAP images per identity, default 1), evaluate on
+# LFW's test identities AND on utkface_dev (UTKFace chips, cross-dataset evaluation only: nothing is trained,
+# tuned or thresholded on it), with fairness by age and race. Every run starts from `ugn train --recipe face`.
+# Runs (RUNS; default "plain framed"):
+#   plain         the face recipe on LFW's frames as they are (--no-face-crop: the "before")
+#   framed        the face recipe with the offline face detector's framing (--face-crop)
+#   framed_ar     framed + RandAugment (tag code Ar)          framed_am     framed + mixup/cutmix (Am)
+#   framed_160    framed at 160 px                            framed_lite2  framed, EfficientNet-Lite2 weights
+# Per run: RUN/report (LFW test, threshold chosen on LFW validation, mirror TTA), RUN/report_utk (utkface_dev,
+# the same threshold), RUN/report_utk_05 (utkface_dev at 0.5) and RUN/report_utk_eer (threshold at the equal
+# error rate of LFW validation); the last two re-read RUN/report_utk's predictions (no new prediction).
+# The cpu profile trains with the face recipe's own budget (128 px, 6 epochs) unless EPOCHS / SIZE say otherwise
+# (the figures of docs/results.md used EPOCHS=1 SIZE=112: a 2-core machine shared with other jobs).
+# Usage: PROFILE=cpu|full [RUNS="plain framed"] [CAP=1] [EPOCHS=N SIZE=N] bash scripts/experiments/faces_cross.sh
+#SBATCH --job-name=ugn-faces-cross
+#SBATCH --nodes=1
+#SBATCH --gpus-per-node=1
+#SBATCH --cpus-per-task=8
+#SBATCH --time=04:00:00
+#SBATCH --output=logs/%x-%j.out
+set -euo pipefail
+HERE=$(dirname "$0")   # under sbatch the script runs from a spool copy: find common.sh from the submit folder
+[ -f "$HERE/common.sh" ] || HERE=${SLURM_SUBMIT_DIR:-.}/scripts/experiments
+source "$HERE/common.sh"
+NAME=faces_cross
+RUNS=${RUNS:-plain framed}
+CAP=${CAP:-1}
+case "$PROFILE" in
+  full) SUBJECTS=0 EPOCHS=${EPOCHS:-20} SIZE=${SIZE:-224} ;;
+  cpu)  SUBJECTS=0 ;;
+  tiny) SUBJECTS=40 ;;
+esac
+# cross_flags RUN: the ugn train flags that make RUN out of the face recipe.
+cross_flags() {
+  local lite0=tf_efficientnet_lite0.in1k_F0
+  case "$1" in
+    plain)        RUN_FLAGS=(--no-face-crop) ;;
+    framed)       RUN_FLAGS=(--face-crop) ;;
+    framed_ar)    RUN_FLAGS=(--face-crop --tag "${lite0}_Ar_Lw_Z0") ;;
+    framed_am)    RUN_FLAGS=(--face-crop --tag "${lite0}_Am_Lw_Z0") ;;
+    framed_160)   RUN_FLAGS=(--face-crop --image-size 160) ;;
+    framed_lite2) RUN_FLAGS=(--face-crop --tag tf_efficientnet_lite2.in1k_F0_Af_Lw_Z0) ;;
+    *) echo "unknown run '$1' (plain, framed, framed_ar, framed_am, framed_160, framed_lite2)" >&2; exit 2 ;;
+  esac
+}
+BUDGET=()   # cpu profile: EPOCHS / SIZE replace the recipe's (the full and tiny profiles set their own)
+if [ "$PROFILE" = cpu ]; then
+  if [ -n "${EPOCHS:-}" ]; then BUDGET+=(--epochs "$EPOCHS"); fi
+  if [ -n "${SIZE:-}" ]; then BUDGET+=(--image-size "$SIZE"); fi
+fi
+for run in $RUNS; do cross_flags "$run"; done   # refuse an unknown run before anything is written
+start_experiment "$NAME"
+D=$EXP/data
+[ "${DRY_RUN:-0}" = 1 ] || mkdir -p "$D"
+timed import ugn data import lfw "$UGN_DATA/lfw_gender" -o "$D/lfw.csv"
+if [ "$SUBJECTS" = 0 ]; then cap "$D/subset.csv" "$D/lfw.csv" --per-subject "$CAP"
+else cap "$D/subset.csv" "$D/lfw.csv" --max-subjects "$SUBJECTS" --per-subject "$CAP"; fi
+info "$D/subset.csv" "$D/info.txt"
+timed split ugn data split "$D/subset.csv" --ratios 0.7,0.15,0.15 --seed "$SEED" -o "$D/split"
+timed import_utk ugn data import utkface "$UGN_DATA/utkface_dev" -o "$D/utkface.csv"
+info "$D/utkface.csv" "$D/utkface_info.txt"
+for run in $RUNS; do
+  cross_flags "$run"
+  train_eval_recipe "$run" face "$D/split/train.csv" "$D/split/val.csv" "$D/split/test.csv" ${BUDGET[@]+"${BUDGET[@]}"} "${RUN_FLAGS[@]}"
+  R=$EXP/$run
+  timed "evaluate_${run}_utk" ugn evaluate "$R/best.pt" --data "$D/utkface.csv" --tta \
+    --threshold-from "$R/val_report_tta/predictions.csv" --seed "$SEED" --device "$DEVICE" \
+    --out "$R/report_utk" --registry "$EXP/registry.csv"
+  timed "evaluate_${run}_utk_05" ugn evaluate --predictions "$R/report_utk/predictions.csv" --threshold 0.5 \
+    --seed "$SEED" --out "$R/report_utk_05" --no-registry --no-plots
+  timed "evaluate_${run}_utk_eer" ugn evaluate --predictions "$R/report_utk/predictions.csv" \
+    --threshold-from "$R/val_report_tta/predictions.csv" --threshold-method eer \
+    --seed "$SEED" --out "$R/report_utk_eer" --no-registry --no-plots
+done
+finish_experiment
