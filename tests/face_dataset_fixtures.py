@@ -98,22 +98,25 @@ def make_celeba(root: Path, variant: str = "txt", layout: str = "flat", absent: 
     return root
 
 
+CELEBA_PARTITION_BOUNDS = (162_770, 182_637)  # first validation and first test image of the release
 CELEBA_FULL_SIZE = 202_599
 
 
-def write_full_size_celeba(root: Path) -> Path:
-    """The original release's three annotation files at full size (40 attributes, 20 images per identity, the
-    official partition boundaries) and a placeholder file per image (distinct bytes of equal size, so the
-    duplicate check hashes every one). For the import-speed test; never committed."""
-    names = [celeba_name(i) for i in range(CELEBA_FULL_SIZE)]
+def write_full_size_celeba(root: Path, size: int = CELEBA_FULL_SIZE) -> Path:
+    """The original release's three annotation files (40 attributes, 20 images per identity, the official
+    partition boundaries scaled to `size` rows; the real count by default) and a placeholder file per image
+    (distinct bytes of equal size, so the duplicate check hashes every one). For the import test and
+    benchmarks/celeba_import.py; never committed."""
+    names = [celeba_name(i) for i in range(size)]
     attributes = [f"Attr_{j}" for j in range(38)] + ["Male", "Young"]
     row = " ".join(["-1", " 1"] * 20)
+    train_end, val_end = (round(size * bound / CELEBA_FULL_SIZE) for bound in CELEBA_PARTITION_BOUNDS)
     root.mkdir(parents=True, exist_ok=True)
     (root / "list_attr_celeba.txt").write_text(
-        f"{CELEBA_FULL_SIZE}\n{' '.join(attributes)}\n" + "".join(f"{m} {row}\n" for m in names))
+        f"{size}\n{' '.join(attributes)}\n" + "".join(f"{m} {row}\n" for m in names))
     (root / "identity_CelebA.txt").write_text("".join(f"{m} {i // 20 + 1}\n" for i, m in enumerate(names)))
     (root / "list_eval_partition.txt").write_text(
-        "".join(f"{m} {0 if i < 162_770 else 1 if i < 182_637 else 2}\n" for i, m in enumerate(names)))
+        "".join(f"{m} {0 if i < train_end else 1 if i < val_end else 2}\n" for i, m in enumerate(names)))
     images = root / "img_align_celeba"
     images.mkdir(exist_ok=True)
     for m in names:

@@ -176,7 +176,7 @@ def test_fusion_run_fuses_the_score_runs_predictions_and_evaluates_every_model(t
     fuse = [line for line in lines if line.startswith("ugn fuse")]
     assert len(fuse) == 1 and f"--val-scores {exp}/mobilenet_v2/val_predictions.csv" in fuse[0]
     assert f"--test-scores {exp}/mobilenet_v2/report/predictions.csv" in fuse[0]
-    evaluated = [line.split("--out ")[1].split()[0] for line in lines if line.startswith("ugn evaluate --predictions")]
+    evaluated = [line.split("--output ")[1].split()[0] for line in lines if line.startswith("ugn evaluate --predictions")]
     assert [Path(p).parent.name for p in evaluated] == ["ridge_image", "ridge_person", "cnn_mean", "cnn_stack",
                                                          "combined_person", "combined_image"]
     ridge_only = run_script(EXPERIMENTS / "fingerprints.sh", tmp_path, DRY_RUN="1", UGN="true", RUNS="ridge")

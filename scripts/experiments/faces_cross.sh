@@ -13,11 +13,14 @@
 # The cpu profile trains with the face recipe's own budget (128 px, 6 epochs) unless EPOCHS / SIZE say otherwise
 # (the figures of docs/results.md used EPOCHS=1 SIZE=112: a 2-core machine shared with other jobs).
 # Usage: PROFILE=cpu|full [RUNS="plain framed"] [CAP=1] [EPOCHS=N SIZE=N] bash scripts/experiments/faces_cross.sh
+# On Slurm: mkdir -p logs && [VARS=...] sbatch scripts/experiments/faces_cross.sh (the log goes to logs/, which must exist)
 #SBATCH --job-name=ugn-faces-cross
 #SBATCH --nodes=1
 #SBATCH --gpus-per-node=1
 #SBATCH --cpus-per-task=8
 #SBATCH --time=04:00:00
+#SBATCH --signal=B:USR1@120
+#SBATCH --requeue
 #SBATCH --output=logs/%x-%j.out
 set -euo pipefail
 HERE=$(dirname "$0")   # under sbatch the script runs from a spool copy: find common.sh from the submit folder
@@ -66,11 +69,11 @@ for run in $RUNS; do
   R=$EXP/$run
   timed "evaluate_${run}_utk" ugn evaluate "$R/best.pt" --data "$D/utkface.csv" --tta \
     --threshold-from "$R/val_report_tta/predictions.csv" --seed "$SEED" --device "$DEVICE" \
-    --out "$R/report_utk" --registry "$EXP/registry.csv"
+    --output "$R/report_utk" --registry "$EXP/registry.csv"
   timed "evaluate_${run}_utk_05" ugn evaluate --predictions "$R/report_utk/predictions.csv" --threshold 0.5 \
-    --seed "$SEED" --out "$R/report_utk_05" --no-registry --no-plots
+    --seed "$SEED" --output "$R/report_utk_05" --no-registry --no-plots
   timed "evaluate_${run}_utk_eer" ugn evaluate --predictions "$R/report_utk/predictions.csv" \
     --threshold-from "$R/val_report_tta/predictions.csv" --threshold-method eer \
-    --seed "$SEED" --out "$R/report_utk_eer" --no-registry --no-plots
+    --seed "$SEED" --output "$R/report_utk_eer" --no-registry --no-plots
 done
 finish_experiment
