@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -362,8 +363,11 @@ class Predictor:
 
     def record(self, path: str, modality: str | None, prob_male: float | None, status: str = "ok",
                age_group: str | None = None) -> dict[str, Any]:
-        """The output record for one image (probabilities None when it failed); `age_group` only `with_age`."""
+        """The output record for one image (probabilities None when it failed, or status NON_FINITE when the model's
+        output was not a number); `age_group` only `with_age`."""
         extra = {"age_group": age_group} if self.with_age else {}
+        if prob_male is not None and not math.isfinite(prob_male):
+            prob_male, status = None, NON_FINITE
         if prob_male is None:
             return {**dict(zip(RECORD_FIELDS, (path, modality or "", None, None, "", None, status))), **extra}
         male = prob_male >= self.threshold
@@ -417,8 +421,6 @@ class Predictor:
         for item, result in batch:
             if isinstance(result, str):
                 yield self.record(item.path, item.modality, None, result)
-            elif not np.isfinite(probs[id(item)]):
-                yield self.record(item.path, item.modality, None, NON_FINITE)
             else:
                 yield self.record(item.path, item.modality, probs[id(item)], age_group=groups[id(item)])
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -107,10 +106,10 @@ def create_app(predictor: ImagePredictor, limits: ServeLimits | None = None, car
 def _predicted(predictor: ImagePredictor, name: str, modality: str | None, prob_male: float) -> dict:
     """Label and confidence come from the predictor's record (its decision threshold); `uncertain` when P(male)
     lies near that threshold; a non-finite output (broken weights) is a server error, never a label."""
-    if not math.isfinite(prob_male):
+    record = predictor.record(name, modality, prob_male)
+    if record["status"] == NON_FINITE:
         log.error("%s: %s", name, NON_FINITE)
         return _rejected(name, Rejection(500, NON_FINITE))
-    record = predictor.record(name, modality, prob_male)
     keys = ("label", "prob_male", "prob_female", "confidence")
     uncertain = near_threshold(prob_male, predictor.threshold)
     return {"name": name, "status": "ok", **{k: record[k] for k in keys}, "uncertain": uncertain, "error": None, "code": 200}

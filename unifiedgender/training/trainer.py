@@ -172,7 +172,8 @@ class Trainer:
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in model.parameters())
         self.log(f"model {cfg.arch}/{self.tag.backbone}: {trainable:,} of {total:,} parameters trainable ({self.tag.freeze})")
-        self.find_unused = may_leave_parameters_unused(model, _pick(cfg.age_weight, model, "age_loss_weight", 1.0))
+        self.age_weight = _pick(cfg.age_weight, model, "age_loss_weight", 1.0)
+        self.find_unused = may_leave_parameters_unused(model, self.age_weight)
         self.model = self.runtime.prepare_model(model, self.find_unused)
 
     def _decode(self, name: str, paths: list[str]) -> DecodedImages:
@@ -234,7 +235,7 @@ class Trainer:
         self.criterion = build_criterion(
             self.tag.loss[1:], self.train_labels[train_ok], gamma=cfg.focal_gamma, alpha=cfg.focal_alpha,
             pos_weight=cfg.pos_weight, modality_lambda=_pick(cfg.modality_lambda, module, "modality_loss_weight", 0.3),
-            age_weight=_pick(cfg.age_weight, module, "age_loss_weight", 1.0))
+            age_weight=self.age_weight)
 
     def _report_skipped(self) -> None:
         rows = [(df.at[i, "path"], reason) for df, cache in ((self.train_df, self.train_cache), (self.val_df, self.val_cache))
