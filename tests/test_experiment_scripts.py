@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import typer
+
+from unifiedgender.cli.app import app
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "scripts" / "experiments"
@@ -32,15 +36,70 @@ def test_script_parses(script: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
+def sbatch_options(script: Path) -> dict[str, str]:
+    """The #SBATCH options of a job script, as sbatch reads them (the comment block before the first command)."""
+    options = {}
+    for line in script.read_text().splitlines()[1:]:
+        if line.startswith("#SBATCH "):
+            name, _, value = line.removeprefix("#SBATCH ").strip().partition("=")
+            options[name] = value
+        elif line and not line.startswith("#"):
+            break
+    return options
+
+
+# typer 0.29 parses with its own copy of click: its UsageError is the base of typer.BadParameter
+UsageError = typer.BadParameter.__base__
+
+
+def parse_ugn_command(line: str) -> typer.Context:
+    """Parse one printed `ugn ...` line with the real CLI, down to the subcommand, without running it: raises
+    UsageError on an unknown command, an unknown option, a missing argument or a value of the wrong type."""
+    command = typer.main.get_command(app)
+    context = command.make_context("ugn", shlex.split(line)[1:])
+    while hasattr(command, "resolve_command"):  # a group: the subcommand's name is held apart from its arguments
+        name, command, rest = command.resolve_command(context, [*context._protected_args, *context.args])
+        context = command.make_context(name, rest, parent=context)
+    return context
+
+
+def dry_run_commands(script: Path, tmp_path: Path, profile: str) -> list[str]:
+    extra = {"SETUP": "resnet18"} if script.name == "seed_setups.sh" else {}
+    result = run_script(script, tmp_path, PROFILE=profile, DRY_RUN="1", UGN="true", **extra)
+    assert result.returncode == 0, result.stderr
+    return [line for line in result.stdout.splitlines() if line.startswith("ugn ")]
+
+
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
-def test_script_is_a_slurm_job_with_profiles(script: Path) -> None:
-    text = script.read_text()
-    assert text.startswith("#!/bin/bash\n")
-    assert "#SBATCH --job-name=" in text and "#SBATCH --time=" in text
-    assert "set -euo pipefail" in text
-    assert 'case "$PROFILE" in' in text
-    for profile in ("full)", "cpu)", "tiny)"):
-        assert profile in text, f"{script.name} has no {profile} profile"
+def test_script_is_a_slurm_job(script: Path) -> None:
+    assert script.read_text().startswith("#!/bin/bash\n")
+    options = sbatch_options(script)
+    assert {"--job-name", "--time", "--signal", "--requeue", "--output"} <= set(options), options
+
+
+@pytest.mark.parametrize("profile", ["full", "cpu", "tiny"])
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_every_command_of_every_profile_is_one_ugn_accepts(script: Path, profile: str, tmp_path: Path) -> None:
+    commands = dry_run_commands(script, tmp_path, profile)
+    assert any(line.startswith("ugn train ") for line in commands)
+    assert any(line.startswith("ugn evaluate ") for line in commands)
+    for line in commands:
+        parse_ugn_command(line)  # raises UsageError (naming the option) when the CLI would refuse it
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]  # a dry run writes nothing
+
+
+def test_the_command_check_refuses_what_ugn_refuses() -> None:
+    parse_ugn_command("ugn evaluate run/best.pt --data val.csv --tta")
+    for wrong in ("ugn evaluate run/best.pt --no-such-flag", "ugn train --epochs many", "ugn data frobnicate x"):
+        with pytest.raises(UsageError):
+            parse_ugn_command(wrong)
+
+
+@pytest.mark.parametrize("script", [p for p in SCRIPTS if p.name not in {"seed_setups.sh"}], ids=lambda p: p.name)
+def test_profiles_give_different_budgets(script: Path, tmp_path: Path) -> None:
+    trains = {profile: [line for line in dry_run_commands(script, tmp_path, profile)
+                        if line.startswith("ugn train ")] for profile in ("full", "cpu", "tiny")}
+    assert trains["full"] != trains["cpu"] and trains["tiny"] != trains["cpu"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
