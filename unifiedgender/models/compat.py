@@ -26,7 +26,7 @@ from torch import nn
 
 from unifiedgender.data.sources import RELEASE_BACKBONE, release_run_tag
 from unifiedgender.errors import UserError
-from unifiedgender.models.registry import create_model
+from unifiedgender.models.factory import create_model
 from unifiedgender.models.weights import load_strict, safe_torch_load, unwrap_state_dict
 from unifiedgender.tags import RunTag
 
