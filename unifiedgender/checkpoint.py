@@ -11,6 +11,7 @@ write for it (unifiedgender.models.compat), so every command takes it directly.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import os
 import platform
@@ -27,7 +28,9 @@ from unifiedgender.decision import Decision
 from unifiedgender.data.transforms import validate_data_config
 from unifiedgender.errors import UserError
 from unifiedgender.fileio import atomic_path
-from unifiedgender.models.weights import load_strict, safe_torch_load
+from unifiedgender.models import create_model
+from unifiedgender.models.compat import load_published, published_layout
+from unifiedgender.models.weights import load_strict, safe_torch_load, unwrap_state_dict
 
 FORMAT = "ugn-checkpoint/1"
 LABEL_MAP = {"female": 0, "male": 1}
@@ -141,9 +144,7 @@ def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         raise UserError(f"checkpoint not found: {path}; check the path (train one with `ugn train`)")
     payload = safe_torch_load(path, map_location=map_location)
     if not isinstance(payload, Mapping) or payload.get("format") != FORMAT:
-        from unifiedgender.models.compat import published_payload
-
-        converted = published_payload(path, payload)  # a published UnifiedGenderNet UMCC/MAG file
+        converted = _published_payload(path, payload)  # a published UnifiedGenderNet UMCC/MAG file
         if converted is None:
             found = payload.get("format") if isinstance(payload, Mapping) else type(payload).__name__
             raise UserError(f"{path}: not a ugn checkpoint (format {found!r}, expected {FORMAT!r}) nor a published "
@@ -155,10 +156,20 @@ def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     return dict(payload)
 
 
+def _published_payload(path: Path, loaded: object) -> dict[str, Any] | None:
+    """A ugn checkpoint dict for a published UMCC/MAG file already read as `loaded`; None for other layouts."""
+    try:
+        state_dict = unwrap_state_dict(loaded)
+    except UserError:
+        return None
+    if published_layout(state_dict) is None:
+        return None
+    model, run_tag, info = load_published(path, loaded=state_dict)
+    return checkpoint_payload(model, tag=run_tag, config={"published": info})
+
+
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """(model in eval mode on map_location, info = the checkpoint dict without state_dict/resume)."""
-    from unifiedgender.models import create_model
-
     payload = read_checkpoint(path, map_location=map_location)
     validate_data_config(payload["data_config"], str(path))
     model = create_model(
@@ -235,3 +246,41 @@ def load_whole_model_if_matching(model: nn.Module, path: str | os.PathLike[str])
         return False
     load_strict(model, state, str(path))
     return True
+
+
+@dataclasses.dataclass(frozen=True)
+class Conversion:
+    """What `convert_published` wrote."""
+
+    output: Path
+    arch: str
+    backbone: str
+    flag: bool
+    flag_from: str
+    tag: str | None
+    gating: str | None
+
+
+def convert_published(
+    source: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None = None,
+    *,
+    arch: str | None = None,
+    backbone: str | None = None,
+    gating: str | None = None,
+    tag: str | None = None,
+    overwrite: bool = False,
+) -> Conversion:
+    """Write a published UMCC/MAG file as a ugn checkpoint (default `<source stem>.ugn.pt` beside it) that
+    records the release's preprocessing, the run tag and what was inferred (`config.published`)."""
+    source = Path(source)
+    if not source.is_file():
+        raise UserError(f"checkpoint not found: {source}; fetch it with `ugn download checkpoints`")
+    loaded = safe_torch_load(source)
+    if isinstance(loaded, Mapping) and loaded.get("format") == FORMAT:
+        raise UserError(f"{source} is already a ugn checkpoint; use it as it is")
+    model, run_tag, info = load_published(source, arch, backbone, gating=gating, tag=tag, loaded=loaded)
+    target = Path(output) if output is not None else source.with_name(f"{source.stem}.ugn.pt")
+    save_checkpoint(target, model, tag=run_tag, config={"published": info}, overwrite=overwrite)
+    return Conversion(target, info["arch"], info["backbone"], info["flag"], info["flag_from"],
+                      None if run_tag is None else str(run_tag), info["gating"])
