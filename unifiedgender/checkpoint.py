@@ -1,8 +1,9 @@
 """Checkpoints: one self-describing file per model, loaded safely and strictly.
 
-Layout (format "ugn-checkpoint/1"): format, state_dict, arch, backbone, tag, model_kwargs, flag, config,
-data_config, label_map {"female": 0, "male": 1}, metrics, versions, created; `decision` (temperature and
-thresholds, unifiedgender.decision; absent in checkpoints saved before it existed); and, in a training run's
+Layout (format "ugn-checkpoint/1"): format, state_dict, arch, backbone, tag, model_kwargs, flag, modalities
+(those the model accepts, its `modalities`; absent in checkpoints saved before it existed, whose rebuilt model
+states them), config, data_config, label_map {"female": 0, "male": 1}, metrics, versions, created; `decision`
+(temperature and thresholds, unifiedgender.decision; absent in checkpoints saved before it existed); and, in a training run's
 resumable "last" checkpoint only, `resume` (optimizer/scheduler/scaler state, epoch, RNG states, ...).
 Loading uses torch.load(weights_only=True): a file that needs arbitrary code to unpickle is refused. A published
 UnifiedGenderNet UMCC/MAG file is recognised by its keys and read as the ugn checkpoint `ugn convert` would
@@ -24,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from unifiedgender.data.manifest import MODALITIES
 from unifiedgender.decision import Decision
 from unifiedgender.data.transforms import validate_data_config
 from unifiedgender.errors import UserError
@@ -103,6 +105,7 @@ def checkpoint_payload(
         "arch": spec["arch"],
         "backbone": spec["backbone"],
         "flag": spec["flag"],
+        "modalities": list(model.modalities),
         "tag": None if tag is None else str(tag),
         "model_kwargs": to_plain(spec["kwargs"], "model_kwargs"),
         "config": to_plain(dict(config or {}), "config"),
@@ -169,7 +172,11 @@ def _published_payload(path: Path, loaded: object) -> dict[str, Any] | None:
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """(model in eval mode on map_location, info = the checkpoint dict without state_dict/resume)."""
+    """(model in eval mode on map_location, info = the checkpoint dict without state_dict/resume).
+
+    `info["modalities"]` and `model.modalities` are the stored modalities, or for a checkpoint saved before they
+    were stored, those the rebuilt model states (its architecture and flag decide them).
+    """
     payload = read_checkpoint(path, map_location=map_location)
     validate_data_config(payload["data_config"], str(path))
     model = create_model(
@@ -180,10 +187,21 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     warn_non_finite(payload["state_dict"], str(path))
     model.data_config = dict(payload["data_config"])
     model.weights_source = str(path)
+    if "modalities" in payload:
+        model.modalities = _stored_modalities(payload["modalities"], path)
     model.to(map_location)
     model.eval()
     info = {k: v for k, v in payload.items() if k not in ("state_dict", "resume")}
+    info["modalities"] = tuple(model.modalities)
     return model, info
+
+
+def _stored_modalities(stored: object, path: str | os.PathLike[str]) -> tuple[str, ...]:
+    """A checkpoint's `modalities`, checked: a non-empty list of known modalities."""
+    if not isinstance(stored, (list, tuple)) or not stored or not all(m in MODALITIES for m in stored):
+        raise UserError(f"{path}: checkpoint 'modalities' {str(stored)[:80]} is not a list drawn from "
+                        f"{', '.join(MODALITIES)}; re-save the checkpoint")
+    return tuple(stored)
 
 
 def warn_non_finite(state_dict: Mapping[str, torch.Tensor], source: str) -> list[str]:

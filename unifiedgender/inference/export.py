@@ -41,7 +41,6 @@ def export_checkpoint(
     """Export `checkpoint` with its decision (`threshold` or `threshold_policy` set the stored default);
     returns {"output", "format", "max_abs_diff" (vs. PyTorch on a sample batch), "threshold" (a Threshold)}."""
     from unifiedgender.checkpoint import load_checkpoint
-    from unifiedgender.inference.predictor import allowed_modalities
 
     if fmt not in FORMATS:
         raise UserError(f"unknown export format '{fmt}'; use one of {', '.join(FORMATS)}")
@@ -58,7 +57,7 @@ def export_checkpoint(
         "data_config": info["data_config"],
         "tag": str(info.get("tag") or ""),
         "arch": str(info["arch"]),
-        "modalities": list(allowed_modalities(info["arch"], bool(info.get("flag")))),
+        "modalities": list(model.modalities),
         "decision": decision.with_threshold(chosen).as_dict(),
     }
     wrapped = LogitModel(model.cpu().eval()).eval()

@@ -46,16 +46,6 @@ class _Item:
     modality: str | None
 
 
-HAND_FACE = ("hand", "face")
-
-
-def allowed_modalities(arch: str, flag: bool) -> tuple[str, ...]:
-    """Modalities a model accepts: hand and face for UMCC with the flag (F1) and for MAG, else all."""
-    from unifiedgender.models import get_arch
-
-    return HAND_FACE if flag or get_arch(arch).cls.hand_face_only else MODALITIES
-
-
 def check_modality(modality: str | None, allowed: Sequence[str] = MODALITIES, where: str = "--modality") -> None:
     """Refuse an unknown modality, one the model was not built for, and a missing one for a conditioned model
     (one that accepts only some modalities: UMCC F1 and MAG)."""
@@ -141,7 +131,6 @@ class Predictor:
         return cls.from_model(
             model,
             data_config=info["data_config"],
-            modalities=allowed_modalities(info["arch"], bool(info.get("flag"))),
             tag=str(info.get("tag") or ""),
             device=device,
             decision=Decision.from_dict(info.get("decision"), str(path)),
@@ -154,13 +143,13 @@ class Predictor:
         model: torch.nn.Module,
         data_config: dict[str, Any] | None = None,
         *,
-        modalities: Sequence[str] = MODALITIES,
         tag: str = "",
         device: str | torch.device | None = None,
         engine: str = "auto",
         **options: Any,
     ) -> Predictor:
-        """Wrap an in-memory model (`model(images, modality) -> {"logit"}`); data_config defaults to its own.
+        """Wrap an in-memory model (`model(images, modality) -> {"logit"}`); data_config defaults to its own, the
+        accepted modalities are its `modalities` (all for a module that states none).
 
         engine: "torch" (eager PyTorch), "onnxruntime" (converted in memory, CPU), or "auto": onnxruntime on a
         CPU when the conversion succeeds and matches PyTorch, else PyTorch (always PyTorch on a GPU).
@@ -184,6 +173,7 @@ class Predictor:
                     raise
         if backend is None:
             backend = TorchBackend(model, device)
+        modalities = getattr(model, "modalities", MODALITIES)
         return cls(backend, config, modalities=modalities, tag=tag, **options)
 
     @classmethod
