@@ -20,6 +20,7 @@ from unifiedgender.checkpoint import (
     save_checkpoint,
     to_plain,
 )
+from unifiedgender.data.manifest import MODALITIES
 from unifiedgender.errors import UserError
 from unifiedgender.models import create_model
 from unifiedgender.tags import RunTag
@@ -58,6 +59,9 @@ def test_every_architecture_round_trips(tmp_path, arch, backbone, kwargs, shape)
     assert info["metrics"] == {"val_balanced_accuracy": 0.75}
     assert {"torch", "timm", "torchvision", "unifiedgender", "python"} <= set(info["versions"])
     assert info["created"].endswith("+00:00")
+    hand_face = arch == "mag" or kwargs.get("flag")
+    assert info["modalities"] == loaded.modalities == (("hand", "face") if hand_face else MODALITIES)
+    assert read_checkpoint(path)["modalities"] == list(info["modalities"])
     assert "state_dict" not in info
 
 
@@ -151,3 +155,43 @@ def test_to_plain_refuses_objects_that_a_safe_load_could_not_read():
     assert to_plain({"a": (Path("/x"), np.int64(3))}) == {"a": ("/x", 3)}
     with pytest.raises(TypeError, match=r"config\.fn: function cannot be stored"):
         to_plain({"fn": lambda: 0}, "config")
+
+
+@pytest.mark.parametrize("arch,backbone,kwargs,expected", [
+    ("umcc", TINY, {"flag": True}, ("hand", "face")),
+    ("umcc", TINY, {}, MODALITIES),
+    ("mag", TINY, {}, ("hand", "face")),
+    ("simple_cnn", "simple_cnn", {"image_size": 32}, MODALITIES),
+], ids=["umcc-F1", "umcc-F0", "mag", "simple_cnn"])
+def test_a_checkpoint_saved_before_modalities_were_stored_gets_them_from_its_architecture(tmp_path, arch, backbone,
+                                                                                          kwargs, expected):
+    model = create_model(arch, backbone, pretrained="none", **kwargs)
+    payload = torch.load(save_checkpoint(tmp_path / "new.pt", model), weights_only=True)
+    del payload["modalities"]
+    torch.save(payload, tmp_path / "old.pt")
+    loaded, info = load_checkpoint(tmp_path / "old.pt")
+    assert info["modalities"] == loaded.modalities == expected
+
+
+def test_the_stored_modalities_are_what_the_loaded_model_accepts(tmp_path):
+    from unifiedgender.inference.predictor import Predictor
+
+    model = create_model("simple_cnn", pretrained="none", image_size=32)
+    model.modalities = ("fingerprint",)  # e.g. a model that should only ever see fingerprints
+    path = save_checkpoint(tmp_path / "fp.pt", model)
+    loaded, info = load_checkpoint(path)
+    assert info["modalities"] == loaded.modalities == ("fingerprint",)
+    predictor = Predictor.from_checkpoint(path, device="cpu", engine="torch")
+    assert predictor.modalities == ("fingerprint",)
+    with pytest.raises(UserError, match="this model takes fingerprint images, not 'face'"):
+        list(predictor.predict_paths([tmp_path / "x.png"], "face"))
+
+
+@pytest.mark.parametrize("stored", [[], ["hand", "paw"], "hand", None])
+def test_bad_stored_modalities_are_refused_naming_the_file(tmp_path, stored):
+    payload = torch.load(save_checkpoint(tmp_path / "m.pt", create_model("classifier", TINY, pretrained="none")),
+                         weights_only=True)
+    payload["modalities"] = stored
+    torch.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(UserError, match=r"bad.pt: checkpoint 'modalities' .* is not a list drawn from hand, face"):
+        load_checkpoint(tmp_path / "bad.pt")

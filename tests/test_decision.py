@@ -164,7 +164,8 @@ def test_onnx_export_carries_the_decision(models, images, tmp_path, capsys):
     import onnx
 
     from unifiedgender.inference import Predictor
-    from unifiedgender.inference.export import export_checkpoint, read_onnx_metadata
+    from unifiedgender.inference.export import export_checkpoint
+    from unifiedgender.inference.onnx_io import read_onnx_metadata
 
     paths, raw_probs, probs, cut = models
     code, text = run_ugn(["export", paths["cal"], "-o", tmp_path / "cal.onnx"], capsys)

@@ -18,7 +18,8 @@ from unifiedgender.checkpoint import load_checkpoint
 from unifiedgender.data.images import load_image
 from unifiedgender.errors import UserError
 from unifiedgender.inference import Predictor
-from unifiedgender.inference.export import export_checkpoint, read_onnx_metadata
+from unifiedgender.inference.export import export_checkpoint
+from unifiedgender.inference.onnx_io import read_onnx_metadata
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +117,8 @@ def test_export_errors(tmp_path, capsys):
 def test_onnx_on_a_gpu_without_onnxruntime_gpu_is_refused_not_run_on_the_cpu(tmp_path):
     """The `export` extra installs CPU-only onnxruntime: --device cuda must say so instead of silently using the CPU."""
     from unifiedgender.errors import UserError
-    from unifiedgender.inference.predictor import OnnxBackend, onnx_has_cuda
+    from unifiedgender.inference.backends import OnnxBackend
+    from unifiedgender.inference.onnx_io import onnx_has_cuda
 
     if onnx_has_cuda():
         pytest.skip("this onnxruntime has a CUDA provider")

@@ -109,7 +109,8 @@ def test_cli_detect_face_and_its_errors(photos, tmp_path, capsys):
 @pytest.mark.slow
 def test_face_crop_survives_checkpoint_and_onnx_export(framed_checkpoint, tmp_path):
     pytest.importorskip("onnxruntime")
-    from unifiedgender.inference.export import export_checkpoint, read_onnx_metadata
+    from unifiedgender.inference.export import export_checkpoint
+    from unifiedgender.inference.onnx_io import read_onnx_metadata
 
     _, info = load_checkpoint(framed_checkpoint)
     assert info["data_config"]["face_crop"] == FACE_PADDING

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -176,3 +178,57 @@ def test_heads_fit_backbones_with_a_post_pool_head(arch):
     with torch.no_grad():
         out = model(torch.randn(2, 3, 64, 64), torch.tensor([HAND, FACE]))
     assert out["logit"].shape == (2,)
+
+
+def test_every_architecture_class_is_registered_and_the_package_imports_its_module():
+    import ast
+    from pathlib import Path
+
+    import unifiedgender.models as models_package
+    from unifiedgender.models.base import GenderModel
+    from unifiedgender.models.registry import ARCHITECTURES
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    ours = {cls for cls in subclasses(GenderModel) if cls.__module__.startswith("unifiedgender.models.")}
+    assert ours == {spec.cls for spec in ARCHITECTURES.values()}
+    folder = Path(models_package.__file__).parent
+    registering = {p.stem for p in folder.glob("*.py") if re.search(r"^@register_arch\(", p.read_text(), re.M)}
+    init = ast.parse((folder / "__init__.py").read_text())
+    imported = {a.name for n in init.body if isinstance(n, ast.ImportFrom) and n.module == "unifiedgender.models" for a in n.names}
+    assert registering and registering <= imported  # a module left out would be missing from list_archs()
+
+
+def test_a_second_class_under_a_registered_name_is_refused():
+    from unifiedgender.models.registry import register_arch
+
+    with pytest.raises(ValueError, match="architecture 'umcc' is registered twice"):
+        register_arch("umcc")(type("Other", (), {}))
+
+
+@pytest.mark.parametrize("arch", list_archs())
+def test_training_accepts_every_registered_architecture(arch):
+    from unifiedgender.training.config import TrainConfig
+
+    assert TrainConfig(tag="t", arch=arch, train="a.csv", val="b.csv").validate().arch == arch
+
+
+def test_training_refuses_an_unknown_architecture_naming_exactly_the_registered_ones():
+    from unifiedgender.training.config import TrainConfig
+
+    with pytest.raises(UserError, match="unknown arch 'vgg'") as caught:
+        TrainConfig(tag="t", arch="vgg", train="a.csv", val="b.csv").validate()
+    assert set(re.findall(r"\w+", str(caught.value).split("use one of")[1])) == set(list_archs())
+
+
+def test_train_help_names_every_registered_architecture():
+    from typer.testing import CliRunner
+
+    from unifiedgender.cli.app import app
+
+    result = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "250", "TERMINAL_WIDTH": "250"})
+    assert result.exit_code == 0, result.output
+    assert all(re.search(rf"\b{arch}\b", result.output) for arch in list_archs()), result.output

@@ -179,7 +179,7 @@ def test_gpu_input_path_uint8_batches_normalised_on_the_device_give_the_same_pre
     """The GPU path (uint8 transfer, normalisation and mirror TTA on the device), run on the CPU, matches the
     float preprocessing in the decoding threads."""
     from unifiedgender.checkpoint import load_checkpoint
-    from unifiedgender.inference.predictor import TorchBackend
+    from unifiedgender.inference.backends import TorchBackend
 
     for tta in (False, True):
         float_path = Predictor.from_checkpoint(ckpt, engine="torch", device="cpu", batch_size=4, tta=tta)

@@ -1,8 +1,9 @@
 """Checkpoints: one self-describing file per model, loaded safely and strictly.
 
-Layout (format "ugn-checkpoint/1"): format, state_dict, arch, backbone, tag, model_kwargs, flag, config,
-data_config, label_map {"female": 0, "male": 1}, metrics, versions, created; `decision` (temperature and
-thresholds, unifiedgender.decision; absent in checkpoints saved before it existed); and, in a training run's
+Layout (format "ugn-checkpoint/1"): format, state_dict, arch, backbone, tag, model_kwargs, flag, modalities
+(those the model accepts, its `modalities`; absent in checkpoints saved before it existed, whose rebuilt model
+states them), config, data_config, label_map {"female": 0, "male": 1}, metrics, versions, created; `decision`
+(temperature and thresholds, unifiedgender.decision; absent in checkpoints saved before it existed); and, in a training run's
 resumable "last" checkpoint only, `resume` (optimizer/scheduler/scaler state, epoch, RNG states, ...).
 Loading uses torch.load(weights_only=True): a file that needs arbitrary code to unpickle is refused. A published
 UnifiedGenderNet UMCC/MAG file is recognised by its keys and read as the ugn checkpoint `ugn convert` would
@@ -11,6 +12,7 @@ write for it (unifiedgender.models.compat), so every command takes it directly.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import os
 import platform
@@ -23,11 +25,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from unifiedgender.data.manifest import MODALITIES
 from unifiedgender.decision import Decision
 from unifiedgender.data.transforms import validate_data_config
 from unifiedgender.errors import UserError
 from unifiedgender.fileio import atomic_path
-from unifiedgender.models.weights import load_strict, safe_torch_load
+from unifiedgender.models import create_model
+from unifiedgender.models.compat import load_published, published_layout
+from unifiedgender.models.weights import load_strict, safe_torch_load, unwrap_state_dict
 
 FORMAT = "ugn-checkpoint/1"
 LABEL_MAP = {"female": 0, "male": 1}
@@ -100,6 +105,7 @@ def checkpoint_payload(
         "arch": spec["arch"],
         "backbone": spec["backbone"],
         "flag": spec["flag"],
+        "modalities": list(model.modalities),
         "tag": None if tag is None else str(tag),
         "model_kwargs": to_plain(spec["kwargs"], "model_kwargs"),
         "config": to_plain(dict(config or {}), "config"),
@@ -141,9 +147,7 @@ def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         raise UserError(f"checkpoint not found: {path}; check the path (train one with `ugn train`)")
     payload = safe_torch_load(path, map_location=map_location)
     if not isinstance(payload, Mapping) or payload.get("format") != FORMAT:
-        from unifiedgender.models.compat import published_payload
-
-        converted = published_payload(path, payload)  # a published UnifiedGenderNet UMCC/MAG file
+        converted = _published_payload(path, payload)  # a published UnifiedGenderNet UMCC/MAG file
         if converted is None:
             found = payload.get("format") if isinstance(payload, Mapping) else type(payload).__name__
             raise UserError(f"{path}: not a ugn checkpoint (format {found!r}, expected {FORMAT!r}) nor a published "
@@ -155,10 +159,24 @@ def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     return dict(payload)
 
 
-def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """(model in eval mode on map_location, info = the checkpoint dict without state_dict/resume)."""
-    from unifiedgender.models import create_model
+def _published_payload(path: Path, loaded: object) -> dict[str, Any] | None:
+    """A ugn checkpoint dict for a published UMCC/MAG file already read as `loaded`; None for other layouts."""
+    try:
+        state_dict = unwrap_state_dict(loaded)
+    except UserError:
+        return None
+    if published_layout(state_dict) is None:
+        return None
+    model, run_tag, info = load_published(path, loaded=state_dict)
+    return checkpoint_payload(model, tag=run_tag, config={"published": info})
 
+
+def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """(model in eval mode on map_location, info = the checkpoint dict without state_dict/resume).
+
+    `info["modalities"]` and `model.modalities` are the stored modalities, or for a checkpoint saved before they
+    were stored, those the rebuilt model states (its architecture and flag decide them).
+    """
     payload = read_checkpoint(path, map_location=map_location)
     validate_data_config(payload["data_config"], str(path))
     model = create_model(
@@ -169,10 +187,21 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     warn_non_finite(payload["state_dict"], str(path))
     model.data_config = dict(payload["data_config"])
     model.weights_source = str(path)
+    if "modalities" in payload:
+        model.modalities = _stored_modalities(payload["modalities"], path)
     model.to(map_location)
     model.eval()
     info = {k: v for k, v in payload.items() if k not in ("state_dict", "resume")}
+    info["modalities"] = tuple(model.modalities)
     return model, info
+
+
+def _stored_modalities(stored: object, path: str | os.PathLike[str]) -> tuple[str, ...]:
+    """A checkpoint's `modalities`, checked: a non-empty list of known modalities."""
+    if not isinstance(stored, (list, tuple)) or not stored or not all(m in MODALITIES for m in stored):
+        raise UserError(f"{path}: checkpoint 'modalities' {str(stored)[:80]} is not a list drawn from "
+                        f"{', '.join(MODALITIES)}; re-save the checkpoint")
+    return tuple(stored)
 
 
 def warn_non_finite(state_dict: Mapping[str, torch.Tensor], source: str) -> list[str]:
@@ -235,3 +264,41 @@ def load_whole_model_if_matching(model: nn.Module, path: str | os.PathLike[str])
         return False
     load_strict(model, state, str(path))
     return True
+
+
+@dataclasses.dataclass(frozen=True)
+class Conversion:
+    """What `convert_published` wrote."""
+
+    output: Path
+    arch: str
+    backbone: str
+    flag: bool
+    flag_from: str
+    tag: str | None
+    gating: str | None
+
+
+def convert_published(
+    source: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None = None,
+    *,
+    arch: str | None = None,
+    backbone: str | None = None,
+    gating: str | None = None,
+    tag: str | None = None,
+    overwrite: bool = False,
+) -> Conversion:
+    """Write a published UMCC/MAG file as a ugn checkpoint (default `<source stem>.ugn.pt` beside it) that
+    records the release's preprocessing, the run tag and what was inferred (`config.published`)."""
+    source = Path(source)
+    if not source.is_file():
+        raise UserError(f"checkpoint not found: {source}; fetch it with `ugn download checkpoints`")
+    loaded = safe_torch_load(source)
+    if isinstance(loaded, Mapping) and loaded.get("format") == FORMAT:
+        raise UserError(f"{source} is already a ugn checkpoint; use it as it is")
+    model, run_tag, info = load_published(source, arch, backbone, gating=gating, tag=tag, loaded=loaded)
+    target = Path(output) if output is not None else source.with_name(f"{source.stem}.ugn.pt")
+    save_checkpoint(target, model, tag=run_tag, config={"published": info}, overwrite=overwrite)
+    return Conversion(target, info["arch"], info["backbone"], info["flag"], info["flag_from"],
+                      None if run_tag is None else str(run_tag), info["gating"])

@@ -19,7 +19,7 @@ def convert(
 ) -> None:
     """Load strictly, read the modality flag from the classifier width, and write a ugn checkpoint with the
     release's preprocessing (Resize 224x224 + ToTensor, no normalisation) and tag."""
-    from unifiedgender.models.compat import convert_published
+    from unifiedgender.checkpoint import convert_published
 
     result = convert_published(checkpoint, output, arch=arch, backbone=backbone, gating=gating, tag=tag, overwrite=overwrite)
     details = f"flag {'on' if result.flag else 'off'} ({result.flag_from})" if result.arch == "umcc" else f"gating {result.gating}"

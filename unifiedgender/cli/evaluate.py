@@ -200,7 +200,7 @@ def _validation_table(path: Path, predictor, checkpoint: Path | None, modalities
 def _checkpoint_run_info(checkpoint: Path) -> dict:
     """tag, arch, backbone, configuration and training data recorded in a checkpoint (or an exported ONNX model)."""
     if checkpoint.suffix.lower() == ".onnx":
-        from unifiedgender.inference.export import read_onnx_metadata
+        from unifiedgender.inference.onnx_io import read_onnx_metadata
 
         meta = read_onnx_metadata(checkpoint)
         return {"tag": meta.get("tag") or None, "arch": meta.get("arch") or None, "configuration": {}}

@@ -149,7 +149,7 @@ def run_predict_benchmark(
 
     from unifiedgender.data.manifest import MODALITIES
     from unifiedgender.data.transforms import build_eval_transform
-    from unifiedgender.inference.predictor import Predictor, allowed_modalities, check_modality
+    from unifiedgender.inference.predictor import Predictor, check_modality
 
     if rounds < 1:
         raise UserError(f"--rounds {rounds} must be >= 1")
@@ -157,13 +157,13 @@ def run_predict_benchmark(
         from unifiedgender.checkpoint import load_checkpoint
 
         model, info = load_checkpoint(checkpoint)
-        name, allowed = str(info.get("tag") or Path(checkpoint).name), allowed_modalities(info["arch"], bool(info.get("flag")))
+        name = str(info.get("tag") or Path(checkpoint).name)
     else:
         from unifiedgender.models import create_model
 
         model = create_model(arch, backbone, pretrained="none").eval()
-        name, allowed = f"{arch} {backbone} (random weights)", allowed_modalities(arch, False)
-    check_modality(modality, allowed)
+        name = f"{arch} {backbone} (random weights)"
+    check_modality(modality, model.modalities)
     target = resolve_device(device)
     engines = tuple(engines or (("torch", "onnxruntime") if target.type == "cpu" else ("torch",)))
     for path in paths:  # every path then reads from the page cache
@@ -171,7 +171,7 @@ def run_predict_benchmark(
     transform = build_eval_transform(model.data_config)
     index = MODALITIES.index(modality)
     predictors = {
-        engine: Predictor.from_model(copy.deepcopy(model), modalities=allowed, tag=name, device=target, engine=engine,
+        engine: Predictor.from_model(copy.deepcopy(model), tag=name, device=target, engine=engine,
                                      batch_size=batch_size, workers=workers)
         for engine in engines
     }

@@ -1,15 +1,12 @@
 """Export a checkpoint to ONNX (onnxruntime) or TorchScript, with the preprocessing stored beside the weights.
 
-Both take two inputs, `image` float32 [N,C,H,W] (already normalised as in `data_config`) and `modality`
-int64 [N] (indices into MODALITIES), with a dynamic batch axis, and return the raw male logit [N]. ONNX keeps
-`ugn.data_config`, `ugn.tag`, `ugn.arch`, `ugn.modalities` (those the model accepts) and `ugn.decision` (temperature
-and thresholds, unifiedgender.decision; absent in older exports) in its metadata; TorchScript keeps the same JSON
-in the extra file `ugn.json`.
+Both take the inputs and give the output described in `unifiedgender.inference.onnx_io` (image, modality ->
+raw male logit, dynamic batch axis). ONNX keeps the ugn metadata there described; TorchScript keeps the same
+JSON in the extra file `ugn.json`.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import warnings
@@ -20,24 +17,11 @@ import numpy as np
 import torch
 
 from unifiedgender.decision import Decision
-from unifiedgender.data.transforms import validate_data_config
 from unifiedgender.errors import UserError
 from unifiedgender.fileio import atomic_path
+from unifiedgender.inference.onnx_io import ONNX_FORMAT, LogitModel, export_onnx, run_onnx, sample_inputs
 
 FORMATS = ("onnx", "torchscript")
-ONNX_FORMAT = "ugn-onnx/1"
-OPSET = 17
-
-
-class LogitModel(torch.nn.Module):
-    """`model(image, modality)["logit"]` as a plain tensor-to-tensor module for tracing."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, image: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:
-        return self.model(image, modality)["logit"].reshape(-1)
 
 
 def default_output(checkpoint: str | os.PathLike[str], fmt: str) -> Path:
@@ -57,7 +41,6 @@ def export_checkpoint(
     """Export `checkpoint` with its decision (`threshold` or `threshold_policy` set the stored default);
     returns {"output", "format", "max_abs_diff" (vs. PyTorch on a sample batch), "threshold" (a Threshold)}."""
     from unifiedgender.checkpoint import load_checkpoint
-    from unifiedgender.inference.predictor import allowed_modalities
 
     if fmt not in FORMATS:
         raise UserError(f"unknown export format '{fmt}'; use one of {', '.join(FORMATS)}")
@@ -74,7 +57,7 @@ def export_checkpoint(
         "data_config": info["data_config"],
         "tag": str(info.get("tag") or ""),
         "arch": str(info["arch"]),
-        "modalities": list(allowed_modalities(info["arch"], bool(info.get("flag")))),
+        "modalities": list(model.modalities),
         "decision": decision.with_threshold(chosen).as_dict(),
     }
     wrapped = LogitModel(model.cpu().eval()).eval()
@@ -90,52 +73,6 @@ def export_checkpoint(
             want = wrapped(*sample).numpy()
         diff = float(np.max(np.abs(got - want)))
     return {"output": out, "format": fmt, "max_abs_diff": diff, "threshold": chosen}
-
-
-def sample_inputs(data_config: dict[str, Any], batch: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
-    """A deterministic random batch of the model's input size and alternating modality indices."""
-    generator = torch.Generator().manual_seed(0)
-    image = torch.randn((batch, *(int(v) for v in data_config["input_size"])), generator=generator)
-    return image, torch.arange(batch, dtype=torch.long) % 2
-
-
-def trace_onnx(model: torch.nn.Module, sample: tuple[torch.Tensor, torch.Tensor]) -> Any:
-    """The ONNX graph (onnx.ModelProto) of a LogitModel: inputs image/modality with a dynamic batch axis."""
-    import onnx
-
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        # The TorchScript-based exporter (dynamo=False) needs no onnxscript; its deprecation notices are noise here.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", FutureWarning)
-        torch.onnx.export(
-            model,
-            sample,
-            buffer,
-            dynamo=False,
-            input_names=["image", "modality"],
-            output_names=["logit"],
-            dynamic_axes={"image": {0: "batch"}, "modality": {0: "batch"}, "logit": {0: "batch"}},
-            opset_version=OPSET,
-            do_constant_folding=True,
-        )
-    proto = onnx.load_from_string(buffer.getvalue())
-    if "modality" not in [i.name for i in proto.graph.input]:
-        # The exporter drops an input the graph never reads (models not conditioned on modality); keep the API.
-        proto.graph.input.append(onnx.helper.make_tensor_value_info("modality", onnx.TensorProto.INT64, ["batch"]))
-    return proto
-
-
-def export_onnx(model: torch.nn.Module, sample: tuple[torch.Tensor, torch.Tensor], path: Path, meta: dict) -> None:
-    """Trace to ONNX and write it with the metadata (ugn.* keys) into `path`."""
-    import onnx
-
-    proto = trace_onnx(model, sample)
-    for key, value in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = f"ugn.{key}", json.dumps(value) if not isinstance(value, str) else value
-    onnx.checker.check_model(proto)
-    onnx.save(proto, str(path))
 
 
 def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -11,7 +11,6 @@ with the model, and labels use its stored threshold unless one is given (unified
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import os
@@ -20,7 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,148 +30,20 @@ from unifiedgender.data.images import DEFAULT_MAX_PIXELS, ImageReadError, load_i
 from unifiedgender.data.manifest import MODALITIES
 from unifiedgender.decision import Decision, calibrated_probs
 from unifiedgender.errors import UserError
-from unifiedgender.runtime import AUTOCAST_DTYPES, cuda_half_precision, resolve_device
+from unifiedgender.inference.backends import Backend, OnnxBackend, TorchBackend
+from unifiedgender.inference.onnx_io import onnx_has_cuda, read_onnx_metadata
+from unifiedgender.runtime import resolve_device
 
 RECORD_FIELDS = ("path", "modality", "prob_male", "prob_female", "label", "confidence", "status")
 ENGINES = ("auto", "torch", "onnxruntime")
-ONNX_TOLERANCE = 1e-4  # max |prob_male difference| accepted when converting a PyTorch model for onnxruntime
 NON_FINITE = "model output is not a number (NaN or infinite); the model's weights are broken: retrain or re-export it"
 PREFETCH_BATCHES = 2  # batches decoded ahead of the model: bounds memory to about (1 + 2) batches of tensors
-
-
-class Backend(Protocol):
-    """Runs a preprocessed batch [B,C,H,W] with modality indices [B] and returns male logits [B], or [2,B]
-    (the images, then their mirror images) with `mirrored`."""
-
-    def logits(self, images: torch.Tensor, modality: torch.Tensor, mirrored: bool = False) -> np.ndarray: ...
-
-
-class TorchBackend:
-    """A PyTorch model in eval mode on one device: channels_last, inference_mode, autocast on CUDA.
-
-    On a GPU it takes uint8 batches (resized and cropped on the CPU) and normalises them on the device, so a
-    quarter of the bytes cross the bus; mirror images for TTA are made on the device too.
-    """
-
-    name = "torch"
-
-    def __init__(self, model: torch.nn.Module, device: str | torch.device | None = None) -> None:
-        self.device = resolve_device(device)
-        self.model = model.eval().to(self.device, memory_format=torch.channels_last)
-        self.autocast_dtype = None
-        self.takes_uint8 = self.device.type == "cuda"  # on a CPU, float preprocessing in the decoding threads
-        self.normalize: Any = None  # set by Predictor for uint8 input (training.augment.Normalize)
-        if self.device.type == "cuda":
-            self.autocast_dtype = AUTOCAST_DTYPES[cuda_half_precision()]
-
-    def logits(self, images: torch.Tensor, modality: torch.Tensor, mirrored: bool = False) -> np.ndarray:
-        return self.outputs(images, modality, mirrored)["logit"]
-
-    def outputs(self, images: torch.Tensor, modality: torch.Tensor, mirrored: bool = False) -> dict[str, np.ndarray]:
-        """Every output of the model as float arrays: `logit` [B], and `age_logits` [B,K] for multitask; with
-        `mirrored`, a leading axis of 2 (the images, then their mirror images)."""
-        non_blocking = self.device.type == "cuda"
-        images = images.to(self.device, non_blocking=non_blocking)
-        if images.dtype == torch.uint8:
-            images = self.normalize(images)
-        images = images.contiguous(memory_format=torch.channels_last)
-        modality = modality.to(self.device, non_blocking=non_blocking)
-        if mirrored:
-            images, modality = torch.cat([images, images.flip(-1)]), torch.cat([modality, modality])
-        autocast = (
-            torch.autocast(self.device.type, dtype=self.autocast_dtype)
-            if self.autocast_dtype is not None
-            else contextlib.nullcontext()
-        )
-        with torch.inference_mode(), autocast:
-            out = self.model(images, modality)
-        arrays = {key: value.float().cpu().numpy() for key, value in out.items() if key in ("logit", "age_logits")}
-        arrays["logit"] = arrays["logit"].reshape(-1)
-        if mirrored:
-            arrays = {key: value.reshape(2, -1, *value.shape[1:]) for key, value in arrays.items()}
-        return arrays
-
-
-class OnnxBackend:
-    """An ONNX model run with onnxruntime (inputs `image`, `modality`; output `logit`): a file from
-    `ugn export`, or a PyTorch model converted in memory (on a CPU several times faster than eager PyTorch)."""
-
-    name = "onnxruntime"
-
-    def __init__(self, session: Any) -> None:
-        self.session = session
-        self.model: torch.nn.Module | None = None
-
-    @classmethod
-    def load(cls, model: str | os.PathLike[str] | bytes, device: torch.device) -> OnnxBackend:
-        """A session on the CPU, or on CUDA for a GPU `device` (UserError when this onnxruntime has no CUDA)."""
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()  # the same knob as PyTorch's
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # leave cores to the decoders
-        providers = ["CPUExecutionProvider"]
-        if device.type == "cuda":
-            if not onnx_has_cuda():
-                raise UserError(
-                    f"--device {device}: this onnxruntime has no CUDA provider (the `export` extra installs the CPU "
-                    "build), so the .onnx model would run on the CPU; use --device cpu, predict on the GPU with the .pt "
-                    "checkpoint, or replace onnxruntime with onnxruntime-gpu"
-                )
-            providers.insert(0, "CUDAExecutionProvider")
-        source = model if isinstance(model, bytes) else str(model)
-        try:
-            return cls(ort.InferenceSession(source, options, providers=providers))
-        except Exception as exc:  # onnxruntime's Fail/InvalidGraph/...: a broken or hostile file
-            where = "the converted model" if isinstance(model, bytes) else str(model)
-            first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-            raise UserError(f"{where}: onnxruntime cannot load it ({first}); re-export it with `ugn export`") from exc
-
-    @classmethod
-    def from_torch(cls, model: torch.nn.Module, data_config: dict[str, Any]) -> OnnxBackend:
-        """Convert in memory and check the result against PyTorch on a sample batch (UserError if they differ)."""
-        from unifiedgender.inference.export import LogitModel, sample_inputs, trace_onnx
-
-        wrapped = LogitModel(model).eval()
-        sample = sample_inputs(data_config, batch=2)
-        backend = cls.load(trace_onnx(wrapped, sample).SerializeToString(), torch.device("cpu"))
-        with torch.inference_mode():
-            want = wrapped(*sample).numpy()
-        diff = float(np.max(np.abs(calibrated_probs(backend.logits(*sample)) - calibrated_probs(want))))
-        if not diff <= ONNX_TOLERANCE:
-            raise UserError(f"onnxruntime prob_male differs from PyTorch by {diff:.2g} (> {ONNX_TOLERANCE}); use --engine torch")
-        backend.model = model  # the source module (its .spec describes the model), as on TorchBackend
-        return backend
-
-    def logits(self, images: torch.Tensor, modality: torch.Tensor, mirrored: bool = False) -> np.ndarray:
-        if mirrored:
-            return np.stack([self.logits(images, modality), self.logits(images.flip(-1), modality)])
-        feeds = {"image": images.numpy().astype(np.float32, copy=False), "modality": modality.numpy()}
-        (out,) = self.session.run(["logit"], feeds)
-        return np.asarray(out, dtype=np.float32).reshape(-1)
-
-
-def onnx_has_cuda() -> bool:
-    """Whether the installed onnxruntime can run on a GPU (onnxruntime-gpu; the `export` extra is CPU-only)."""
-    import onnxruntime as ort
-
-    return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
 @dataclass
 class _Item:
     path: str
     modality: str | None
-
-
-HAND_FACE = ("hand", "face")
-
-
-def allowed_modalities(arch: str, flag: bool) -> tuple[str, ...]:
-    """Modalities a model accepts: hand and face for UMCC with the flag (F1) and for MAG, else all."""
-    from unifiedgender.models import get_arch
-
-    return HAND_FACE if flag or get_arch(arch).cls.hand_face_only else MODALITIES
 
 
 def check_modality(modality: str | None, allowed: Sequence[str] = MODALITIES, where: str = "--modality") -> None:
@@ -260,7 +131,6 @@ class Predictor:
         return cls.from_model(
             model,
             data_config=info["data_config"],
-            modalities=allowed_modalities(info["arch"], bool(info.get("flag"))),
             tag=str(info.get("tag") or ""),
             device=device,
             decision=Decision.from_dict(info.get("decision"), str(path)),
@@ -273,13 +143,13 @@ class Predictor:
         model: torch.nn.Module,
         data_config: dict[str, Any] | None = None,
         *,
-        modalities: Sequence[str] = MODALITIES,
         tag: str = "",
         device: str | torch.device | None = None,
         engine: str = "auto",
         **options: Any,
     ) -> Predictor:
-        """Wrap an in-memory model (`model(images, modality) -> {"logit"}`); data_config defaults to its own.
+        """Wrap an in-memory model (`model(images, modality) -> {"logit"}`); data_config defaults to its own, the
+        accepted modalities are its `modalities` (all for a module that states none).
 
         engine: "torch" (eager PyTorch), "onnxruntime" (converted in memory, CPU), or "auto": onnxruntime on a
         CPU when the conversion succeeds and matches PyTorch, else PyTorch (always PyTorch on a GPU).
@@ -303,6 +173,7 @@ class Predictor:
                     raise
         if backend is None:
             backend = TorchBackend(model, device)
+        modalities = getattr(model, "modalities", MODALITIES)
         return cls(backend, config, modalities=modalities, tag=tag, **options)
 
     @classmethod
@@ -310,8 +181,6 @@ class Predictor:
         cls, path: str | os.PathLike[str], device: str | torch.device | None = None, engine: str = "auto", **options: Any
     ) -> Predictor:
         """Load an ONNX model written by `ugn export`; the preprocessing comes from its metadata."""
-        from unifiedgender.inference.export import read_onnx_metadata
-
         if engine == "torch":
             raise UserError(f"{path}: an exported ONNX model runs with onnxruntime; use the .pt checkpoint for --engine torch")
         meta = read_onnx_metadata(path)

@@ -7,25 +7,33 @@ from typing import Any
 import torch
 from torch import nn
 
+from unifiedgender.data.manifest import MODALITIES
 from unifiedgender.errors import UserError
 
-# Index order follows unifiedgender.data.manifest.MODALITIES: hand=0, face=1, ...
-HAND, FACE = 0, 1
+HAND, FACE = MODALITIES.index("hand"), MODALITIES.index("face")  # modality indices, as the data loaders give them
+HAND_FACE = ("hand", "face")  # what a model conditioned on the hand/face flag (UMCC F1) or gated by it (MAG) takes
 
 
 class GenderModel(nn.Module):
     """Base for all architectures: `forward(images, modality) -> {"logit": [B], ...}` (male logit).
 
     Set by `create_model`: `data_config`, `spec` (arch, backbone, flag, kwargs to rebuild it) and
-    `weights_source`. Subclasses set `default_freeze` (the freezing code applied at construction).
+    `weights_source`. Subclasses set `default_freeze` (the freezing code applied at construction) and, when they
+    take only some modalities, `modalities` (class or instance attribute): the one statement of which modalities
+    a model accepts, stored in its checkpoint and ONNX export and read by training, predict, serve and bench.
     """
 
     default_freeze = "Z0"
-    hand_face_only = False  # True where the modality must be hand or face
+    modalities: tuple[str, ...] = MODALITIES
 
     data_config: dict[str, Any]
     spec: dict[str, Any]
     weights_source: str
+
+    @property
+    def hand_face_only(self) -> bool:
+        """Read by training/trainer.py until it reads `modalities` itself; then this property goes."""
+        return tuple(self.modalities) == HAND_FACE
 
     def head_modules(self) -> list[nn.Module]:
         """The modules that are not the backbone (always trainable under every freezing code)."""

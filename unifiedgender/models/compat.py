@@ -26,7 +26,7 @@ from torch import nn
 
 from unifiedgender.data.sources import RELEASE_BACKBONE, release_run_tag
 from unifiedgender.errors import UserError
-from unifiedgender.models.registry import create_model
+from unifiedgender.models.factory import create_model
 from unifiedgender.models.weights import load_strict, safe_torch_load, unwrap_state_dict
 from unifiedgender.tags import RunTag
 
@@ -114,20 +114,6 @@ def _flag_from_width(path: Path, state_dict: Mapping[str, torch.Tensor], feature
     return width == features + 2, f"classifier input width {width} = {features} features" + (" + 2" if width > features else "")
 
 
-def published_payload(path: str | os.PathLike[str], loaded: object) -> dict[str, Any] | None:
-    """A ugn checkpoint dict for a published UMCC/MAG file already read as `loaded`; None for other layouts."""
-    from unifiedgender.checkpoint import checkpoint_payload
-
-    try:
-        state_dict = unwrap_state_dict(loaded)
-    except UserError:
-        return None
-    if published_layout(state_dict) is None:
-        return None
-    model, run_tag, info = load_published(path, loaded=state_dict)
-    return checkpoint_payload(model, tag=run_tag, config={"published": info})
-
-
 def load_published_checkpoint(
     path: str | os.PathLike[str],
     arch: str,
@@ -141,43 +127,3 @@ def load_published_checkpoint(
     if arch not in PUBLISHED_ARCHS:
         raise UserError(f"published checkpoints are umcc or mag, not '{arch}'")
     return load_published(path, arch, backbone, flag=flag, gating=gating, tag=tag)[0]
-
-
-@dataclasses.dataclass(frozen=True)
-class Conversion:
-    """What `convert_published` wrote."""
-
-    output: Path
-    arch: str
-    backbone: str
-    flag: bool
-    flag_from: str
-    tag: str | None
-    gating: str | None
-
-
-def convert_published(
-    source: str | os.PathLike[str],
-    output: str | os.PathLike[str] | None = None,
-    *,
-    arch: str | None = None,
-    backbone: str | None = None,
-    gating: str | None = None,
-    tag: str | None = None,
-    overwrite: bool = False,
-) -> Conversion:
-    """Write a published UMCC/MAG file as a ugn checkpoint (default `<source stem>.ugn.pt` beside it) that
-    records the release's preprocessing, the run tag and what was inferred (`config.published`)."""
-    from unifiedgender.checkpoint import FORMAT, save_checkpoint
-
-    source = Path(source)
-    if not source.is_file():
-        raise UserError(f"checkpoint not found: {source}; fetch it with `ugn download checkpoints`")
-    loaded = safe_torch_load(source)
-    if isinstance(loaded, Mapping) and loaded.get("format") == FORMAT:
-        raise UserError(f"{source} is already a ugn checkpoint; use it as it is")
-    model, run_tag, info = load_published(source, arch, backbone, gating=gating, tag=tag, loaded=loaded)
-    target = Path(output) if output is not None else source.with_name(f"{source.stem}.ugn.pt")
-    save_checkpoint(target, model, tag=run_tag, config={"published": info}, overwrite=overwrite)
-    return Conversion(target, info["arch"], info["backbone"], info["flag"], info["flag_from"],
-                      None if run_tag is None else str(run_tag), info["gating"])

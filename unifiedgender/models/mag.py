@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from unifiedgender.errors import UserError
-from unifiedgender.models.base import GenderModel
+from unifiedgender.models.base import HAND_FACE, GenderModel
 from unifiedgender.models.registry import register_arch
 
 GATINGS = ("soft", "hard")
@@ -23,7 +23,7 @@ DEFAULT_MODALITY_LOSS_WEIGHT = 0.3
 class MAG(GenderModel):
     """Modality-Aware Gated network (hand and face)."""
 
-    hand_face_only = True
+    modalities = HAND_FACE
 
     def __init__(
         self,

@@ -1,18 +1,18 @@
-"""The architecture registry and `create_model`, the one way to build a model."""
+"""The architecture registry: a leaf that architectures add themselves to (as timm's `register_model`).
+
+Each architecture module decorates its class with `@register_arch(name, ...)`; importing the
+`unifiedgender.models` package imports every architecture module, so `list_archs()` (like timm's
+`list_models`) and `get_arch(name)` see all of them. Every other list of architecture names is derived from here.
+"""
 
 from __future__ import annotations
 
 import inspect
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from torch import nn
-
 from unifiedgender.errors import UserError
-from unifiedgender.models.backbones import create_backbone
-from unifiedgender.models.freezing import apply_freezing
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class ArchSpec:
     """A registered architecture."""
 
     name: str
-    cls: type[nn.Module]
+    cls: type[Any]
     uses_flag: bool = False
     default_backbone: str | None = None
     builtin_backbone: str | None = None  # set for architectures that bring their own (e.g. simple_cnn)
@@ -36,10 +36,12 @@ ARCHITECTURES: dict[str, ArchSpec] = {}
 
 def register_arch(
     name: str, *, uses_flag: bool = False, default_backbone: str | None = None, builtin_backbone: str | None = None
-) -> Callable[[type[nn.Module]], type[nn.Module]]:
-    """Class decorator adding an architecture under `name`."""
+) -> Callable[[type[Any]], type[Any]]:
+    """Class decorator adding an architecture under `name` (a second class under a taken name is an error)."""
 
-    def add(cls: type[nn.Module]) -> type[nn.Module]:
+    def add(cls: type[Any]) -> type[Any]:
+        if name in ARCHITECTURES and ARCHITECTURES[name].cls is not cls:
+            raise ValueError(f"architecture '{name}' is registered twice ({ARCHITECTURES[name].cls.__name__}, {cls.__name__})")
         ARCHITECTURES[name] = ArchSpec(name, cls, uses_flag, default_backbone, builtin_backbone)
         return cls
 
@@ -47,64 +49,12 @@ def register_arch(
 
 
 def list_archs() -> list[str]:
-    """Registered architecture names."""
-    _import_all()
+    """Registered architecture names, sorted."""
     return sorted(ARCHITECTURES)
 
 
 def get_arch(name: str) -> ArchSpec:
     """The spec of architecture `name`; UserError listing the valid names otherwise."""
-    _import_all()
     if name not in ARCHITECTURES:
-        raise UserError(f"unknown architecture '{name}'; use one of {', '.join(sorted(ARCHITECTURES))}")
+        raise UserError(f"unknown architecture '{name}'; use one of {', '.join(list_archs())}")
     return ARCHITECTURES[name]
-
-
-def create_model(
-    arch: str,
-    backbone: str | None = None,
-    *,
-    pretrained: str | os.PathLike[str] = "default",
-    flag: bool = False,
-    **arch_kwargs: Any,
-) -> nn.Module:
-    """Build architecture `arch` on `backbone` (timm name or tv-<name>) with its data config attached.
-
-    pretrained: "default" (the backbone tag's ImageNet weights: local file, else download, else UserError),
-    "none" (explicit random init) or a weights-file path. flag: append the modality flag (umcc F1 only).
-    """
-    spec = get_arch(arch)
-    if flag and not spec.uses_flag:
-        raise UserError(f"the modality flag (F1) applies to umcc only, not '{arch}'; use F0")
-    accepted = spec.kwarg_names() + ([] if spec.builtin_backbone else ["in_chans"])
-    unknown = [k for k in arch_kwargs if k not in accepted]
-    if unknown:
-        raise UserError(f"architecture '{arch}' has no option '{unknown[0]}'; options: {', '.join(accepted) or 'none'}")
-    kwargs = dict(arch_kwargs)
-    if spec.builtin_backbone:
-        if backbone not in (None, "", spec.builtin_backbone):
-            raise UserError(f"architecture '{arch}' has its own backbone; pass backbone '{spec.builtin_backbone}'")
-        if str(pretrained) not in ("default", "none"):
-            raise UserError(f"architecture '{arch}' has no pretrained weights to load; use --pretrained none")
-        model = spec.cls(**kwargs)
-        backbone_name, data_config, groups, source = spec.builtin_backbone, model.builtin_data_config(), [], "none"
-    else:
-        backbone = backbone or spec.default_backbone
-        if not backbone:
-            raise UserError(f"architecture '{arch}' needs a backbone, e.g. tf_efficientnetv2_s.in1k or tv-resnet18")
-        built = create_backbone(backbone, pretrained, in_chans=int(kwargs.pop("in_chans", 3)))
-        extra = {"flag": bool(flag)} if spec.uses_flag else {}
-        model = spec.cls(built.module, built.num_features, **extra, **kwargs)
-        backbone_name, data_config, groups, source = built.name, built.data_config, built.groups, built.weights
-    model.data_config = data_config
-    model.spec = {"arch": arch, "backbone": backbone_name, "flag": bool(flag), "kwargs": dict(arch_kwargs)}
-    model.weights_source = source
-    model.backbone_groups = groups
-    if model.default_freeze != "Z0":
-        apply_freezing(model, model.default_freeze)
-    return model
-
-
-def _import_all() -> None:
-    """Import the architecture modules so that they register themselves."""
-    from unifiedgender.models import classifier, mag, multitask, resnet50_head, simple_cnn, umcc  # noqa: F401

@@ -8,7 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from unifiedgender.models.base import GenderModel, hand_face_flag
+from unifiedgender.data.manifest import MODALITIES
+from unifiedgender.models.base import HAND_FACE, GenderModel, hand_face_flag
 from unifiedgender.models.registry import register_arch
 
 
@@ -21,7 +22,7 @@ class UMCC(GenderModel):
         self.backbone = backbone
         self.dropout = nn.Dropout(drop_rate)  # on the pooled features, as timm's drop_rate in the published model
         self.flag = flag
-        self.hand_face_only = flag
+        self.modalities = HAND_FACE if flag else MODALITIES
         self.classifier = nn.Linear(num_features + (2 if flag else 0), 1)
 
     def forward(self, images: torch.Tensor, modality: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -103,12 +103,13 @@ def run_train_bench(
     the ratios b/a and b/c."""
     from torchvision import transforms as T
 
-    from unifiedgender.training.trainer import LOADER_WORKERS, create_sized_model
+    from unifiedgender.models import create_model
+    from unifiedgender.training.trainer import LOADER_WORKERS
 
     rt = init_runtime(device=device, precision=precision)
     s = _settings(rt.device, backbone=backbone, batch_size=batch_size, image_size=image_size, steps=steps, workers=workers)
     bs, size = s["batch_size"], s["image_size"]
-    model = create_sized_model(arch, s["backbone"], pretrained="none", image_size=size)
+    model = create_model(arch, s["backbone"], pretrained="none", image_size=size)
     data_config = model.data_config
     channels = int(data_config["input_size"][0])
     model = rt.prepare_model(model)

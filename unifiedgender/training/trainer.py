@@ -44,22 +44,6 @@ LOADER_WORKERS = 2  # processes gathering batches from the decoded cache (at mos
 LOSS_EXTRAS = {"gamma": "focal_gamma", "alpha": "focal_alpha"}  # other tag extras are model options
 
 
-def create_sized_model(arch: str, backbone: str | None, *, pretrained: str, flag: bool = False,
-                       image_size: int | None = None, **kwargs: Any) -> torch.nn.Module:
-    """create_model with an optional square input size: architectures whose layers depend on it (simple_cnn)
-    take it as an option, the others get it in their data config (which the checkpoint stores)."""
-    from unifiedgender.models import create_model, get_arch
-
-    sized = bool(image_size) and "image_size" in get_arch(arch).kwarg_names()
-    if sized:
-        kwargs["image_size"] = image_size
-    model = create_model(arch, backbone, pretrained=pretrained, flag=flag, **kwargs)
-    if image_size and not sized:
-        channels = model.data_config["input_size"][0]
-        model.data_config = {**model.data_config, "input_size": [channels, image_size, image_size]}
-    return model
-
-
 def check_run_dir(config: TrainConfig, overwrite: bool, runtime: Runtime) -> bool:
     """May a new run go to config.out? True when it holds an earlier start that never trained (only the files
     written at the start: config.yaml, train.log, skipped_images.csv): that folder is replaced. A folder with
@@ -148,12 +132,12 @@ class Trainer:
                 setattr(self.config, name, float(value))
 
     def _build_model(self) -> None:
-        from unifiedgender.models import apply_freezing
+        from unifiedgender.models import apply_freezing, create_model
 
         cfg = self.config
         kwargs: dict[str, Any] = {k: _number(v) for k, v in self.tag.extras if k not in LOSS_EXTRAS}
-        model = create_sized_model(cfg.arch, self.tag.backbone, pretrained=cfg.weights or cfg.pretrained,
-                                   flag=self.tag.flag_on, image_size=cfg.image_size, **kwargs)
+        model = create_model(cfg.arch, self.tag.backbone, pretrained=cfg.weights or cfg.pretrained,
+                             flag=self.tag.flag_on, image_size=cfg.image_size, **kwargs)
         if cfg.weights:
             from unifiedgender.checkpoint import load_whole_model_if_matching
 
