@@ -127,7 +127,7 @@ def test_corrupt_image_is_skipped_and_reported(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--arch", "cnn"], "unknown arch 'cnn'"),
+    (["--arch", "cnn"], "unknown architecture 'cnn'"),
     (["--optimizer", "lion"], "unknown optimizer 'lion'"),
     (["--epochs", "0"], "--epochs must be at least 1"),
     (["--tag", "resnet18_F9_Af_Lb_Z0"], "unknown F code 'F9'"),

@@ -24,13 +24,14 @@ from unifiedgender.data.manifest import DEMOGRAPHIC_COLUMNS, MODALITIES, gender_
 from unifiedgender.decision import Decision, calibrated_probs
 from unifiedgender.errors import Preempted, UserError
 from unifiedgender.evaluation.calibration import fit_decision
+from unifiedgender.evaluation.metrics import binary_metrics
 from unifiedgender.fileio import atomic_path, atomic_write
 from unifiedgender.runtime import Runtime
 from unifiedgender.training import callbacks as cb
-from unifiedgender.training.augment import DeviceAugment, Normalize, preset_name
-from unifiedgender.training.config import TrainConfig
+from unifiedgender.training.augment import DeviceAugment, Normalize
+from unifiedgender.training.config import TrainConfig, model_options
 from unifiedgender.training.loggers import create_logger
-from unifiedgender.training.loop import EpochProgress, binary_metrics, evaluate, train_one_epoch
+from unifiedgender.training.loop import EpochProgress, evaluate, train_one_epoch
 from unifiedgender.training.losses import build_criterion
 from unifiedgender.training.preemption import StopSignals
 from unifiedgender.training.progress import Reporter
@@ -40,8 +41,10 @@ STOP_CHECK_STEPS = 10  # under DDP, how often the ranks compare stop signals (a 
 # what `ugn train` writes when training starts, before any result: a folder holding only these never trained
 START_FILES = frozenset({"config.yaml", "train.log", "skipped_images.csv"})
 TRAIN_STATE_FORMAT = "ugn-train-state/1"
+# history.csv's validation columns: val_<short name> of unifiedgender.evaluation.metrics.binary_metrics at 0.5
+# (the short names are --select-metric's vocabulary, kept for earlier runs, recipes and config files)
+HISTORY_METRICS = {"acc": "accuracy", "balanced_acc": "balanced_accuracy", "auc": "roc_auc"}
 LOADER_WORKERS = 2  # processes gathering batches from the decoded cache (at most)
-LOSS_EXTRAS = {"gamma": "focal_gamma", "alpha": "focal_alpha"}  # other tag extras are model options
 
 
 def create_sized_model(arch: str, backbone: str | None, *, pretrained: str, flag: bool = False,
@@ -121,9 +124,6 @@ class Trainer:
         self.stop_signals = stop_signals
         self.skipped: list[tuple[str, str]] = []
         self.tag = RunTag.parse(config.tag)
-        self._apply_tag_extras()
-        if config.seed is None:
-            config.seed = self.tag.seed if self.tag.seed is not None else 42
         self.should_stop = False
         self.resume_state = resume_state
         self.decision: Decision | None = None  # fitted on the latest validation
@@ -139,19 +139,11 @@ class Trainer:
     def log(self, message: str) -> None:
         self.reporter.log(message)
 
-    def _apply_tag_extras(self) -> None:
-        """Tag extras gamma= and alpha= set the focal-loss options when the config leaves them at defaults."""
-        defaults = TrainConfig()
-        for key, name in LOSS_EXTRAS.items():
-            value = self.tag.extra(key)
-            if value is not None and getattr(self.config, name) == getattr(defaults, name):
-                setattr(self.config, name, float(value))
-
     def _build_model(self) -> None:
         from unifiedgender.models import apply_freezing
 
         cfg = self.config
-        kwargs: dict[str, Any] = {k: _number(v) for k, v in self.tag.extras if k not in LOSS_EXTRAS}
+        kwargs = model_options(cfg.tag)
         model = create_sized_model(cfg.arch, self.tag.backbone, pretrained=cfg.weights or cfg.pretrained,
                                    flag=self.tag.flag_on, image_size=cfg.image_size, **kwargs)
         if cfg.weights:
@@ -231,9 +223,9 @@ class Trainer:
         self.val_loader, _ = make_loader(val_set, cfg.batch_size, shuffle=False, **common)
         mean, std = self.data_config["mean"], self.data_config["std"]
         self.normalize = Normalize(mean, std, self.data_config["input_size"][0], rt.device, rt.memory_format)
-        self.augment = DeviceAugment(preset_name(self.tag.augment[1:]), self.normalize, seed=cfg.seed * 1000 + rt.rank)
+        self.augment = DeviceAugment(self.tag.augment_preset, self.normalize, seed=cfg.seed * 1000 + rt.rank)
         self.criterion = build_criterion(
-            self.tag.loss[1:], self.train_labels[train_ok], gamma=cfg.focal_gamma, alpha=cfg.focal_alpha,
+            self.tag.loss_kind, self.train_labels[train_ok], gamma=cfg.focal_gamma, alpha=cfg.focal_alpha,
             pos_weight=cfg.pos_weight, modality_lambda=_pick(cfg.modality_lambda, module, "modality_loss_weight", 0.3),
             age_weight=self.age_weight)
 
@@ -399,7 +391,7 @@ class Trainer:
             val = binary_metrics(labels, self._last_eval.probs)
             self.decision = fit_decision(self._last_eval.logits, labels, policy=cfg.threshold_policy, chosen_on=(
                 f"validation data {cfg.val} (epoch {epoch + 1}, {len(labels)} images)"))
-            metrics = {**stats, "val_loss": self._last_eval.loss, **{f"val_{k}": v for k, v in val.items()},
+            metrics = {**stats, "val_loss": self._last_eval.loss, **{f"val_{k}": val[name] for k, name in HISTORY_METRICS.items()},
                        "val_ece": self.decision.ece["uncalibrated"], "val_ece_calibrated": self.decision.ece["calibrated"],
                        "val_temperature": self.decision.temperature, "lr": lr}
             self.reporter.end_epoch(metrics)
@@ -517,16 +509,6 @@ def _set_rng_state(state: dict[str, Any], augment: DeviceAugment) -> None:
 def _pick(configured: float | None, module: Any, attribute: str, default: float) -> float:
     """The configured loss weight, else the model's own (e.g. MAG's modality_loss_weight), else `default`."""
     return float(configured) if configured is not None else float(getattr(module, attribute, default))
-
-
-def _number(text: str) -> Any:
-    """Tag extra values as int/float where they look like numbers ('0.5' -> 0.5), else the text."""
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
 
 
 def load_resume_state(run_dir: Path) -> dict[str, Any]:
