@@ -15,7 +15,7 @@ from unifiedgender.errors import UserError
 
 HISTORY_COLUMNS = {"epoch", "train_loss", "val_loss", "train_acc", "val_acc", "val_balanced_acc", "val_auc", "lr",
                    "train_seconds", "images_per_s", "val_ece", "val_ece_calibrated", "val_temperature"}
-PREDICTION_COLUMNS = ["path", "subject_id", "modality", "age", "gender", "prob_male", "pred", "status"]
+PREDICTION_COLUMNS = ["path", "subject_id", "gender", "modality", "age", "prob_male", "pred", "status"]  # manifest columns first
 
 
 @pytest.fixture(scope="module")
@@ -285,7 +285,7 @@ def test_each_rank_draws_its_own_random_numbers_and_rank_0_keeps_the_seed():
     """Per-rank seeding: dropout masks and RandAugment ops differ across DDP ranks; a single run is unchanged."""
     import random
 
-    from unifiedgender.training.trainer import seed_everything
+    from unifiedgender.training.state import seed_everything
 
     def draws(seed, rank):
         seed_everything(seed, rank)

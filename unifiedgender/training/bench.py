@@ -103,7 +103,8 @@ def run_train_bench(
     the ratios b/a and b/c."""
     from torchvision import transforms as T
 
-    from unifiedgender.training.trainer import LOADER_WORKERS, create_sized_model
+    from unifiedgender.training.data import LOADER_WORKERS
+    from unifiedgender.training.trainer import create_sized_model
 
     rt = init_runtime(device=device, precision=precision)
     s = _settings(rt.device, backbone=backbone, batch_size=batch_size, image_size=image_size, steps=steps, workers=workers)

@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import os
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from unifiedgender.decision import DEFAULT_THRESHOLD_POLICY, THRESHOLD_POLICIES
 from unifiedgender.errors import UserError
 from unifiedgender.fileio import atomic_write
 
-OPTIMIZERS = ("adamw", "sgd", "adam")
+OPTIMIZERS = {"adamw": "AdamW", "sgd": "SGD", "adam": "Adam"}  # --optimizer -> torch.optim class (training.optim)
 SCHEDULERS = ("cosine", "plateau")
 PATH_FIELDS = ("train", "val", "out", "weights", "cache_dir")
 SELECT_METRICS = ("val_balanced_acc", "val_auc", "val_acc", "val_loss")
@@ -135,7 +136,7 @@ class TrainConfig:
             yaml.safe_dump(self.to_dict(), handle, sort_keys=False)
 
 
-def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+def _choice(name: str, value: str, allowed: Iterable[str]) -> None:
     if value not in allowed:
         raise UserError(f"unknown {name} '{value}'; use one of {', '.join(allowed)}")
 

@@ -1,4 +1,4 @@
-"""The plain training loop: `train_one_epoch` and `evaluate` with explicit arguments.
+"""The plain training loop: `train_one_epoch` and `validate` with explicit arguments.
 
 Hardware stays behind the `Runtime` object (device moves, autocast, gradient scaling, DDP gathers):
 nothing here calls `.cuda()`.
@@ -158,7 +158,7 @@ class EvalResult:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, normalize: Normalize, criterion: TrainingLoss, runtime: Runtime,
+def validate(model: nn.Module, loader, normalize: Normalize, criterion: TrainingLoss, runtime: Runtime,
              expected: int) -> EvalResult:
     """Predict every image once: an all_gather of (index, logit) drops the DistributedSampler's padding."""
     model.eval()
