@@ -101,6 +101,9 @@ class TrainConfig:
         for name in ("tag", "arch", "train", "val"):
             if not getattr(self, name):
                 raise UserError(f"missing --{name.replace('_', '-')} (or '{name}:' in the config file)")
+        from unifiedgender.models.registry import get_arch  # the registry names the architectures (imports torch)
+
+        get_arch(self.arch)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("scheduler", self.scheduler, SCHEDULERS)
         _choice("cache", self.cache, ("auto", "memory", "disk"))
@@ -120,9 +123,6 @@ class TrainConfig:
             self.preprocess = canonical_preprocess(self.preprocess)
         if self.image_size is not None and self.image_size < 8:
             raise UserError(f"--image-size must be at least 8 pixels (got {self.image_size})")
-        from unifiedgender.models.registry import get_arch  # the registry names the architectures (imports torch)
-
-        get_arch(self.arch)
         return self
 
     def to_dict(self) -> dict[str, Any]:
