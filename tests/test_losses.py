@@ -21,7 +21,7 @@ def _batch(n=6, seed=0):
 
 def test_bce_equals_torch():
     out, batch = _batch()
-    loss, parts = build_criterion("b", batch["label"])(out, batch)
+    loss, parts = build_criterion("bce", batch["label"])(out, batch)
     assert torch.allclose(loss, F.binary_cross_entropy_with_logits(out["logit"], batch["label"]))
     assert set(parts) == {"gender"}
 
@@ -40,17 +40,17 @@ def test_focal_reduces_to_bce_and_downweights_easy_examples():
 def test_weighted_bce_pos_weight_from_frequencies():
     labels = torch.tensor([1, 0, 0, 0])
     assert pos_weight_from_labels(labels) == 3.0
-    crit = build_criterion("w", labels)
+    crit = build_criterion("weighted_bce", labels)
     assert crit.pos_weight == 3.0
     out, batch = _batch()
     expected = F.binary_cross_entropy_with_logits(out["logit"], batch["label"], pos_weight=torch.tensor(3.0))
     assert torch.allclose(crit(out, batch)[0], expected)
     with pytest.raises(UserError, match="needs both genders"):
-        build_criterion("w", torch.tensor([1, 1]))
+        build_criterion("weighted_bce", torch.tensor([1, 1]))
 
 
-def test_unknown_loss_code_refused():
-    with pytest.raises(UserError, match="unknown loss code 'Lx'"):
+def test_unknown_loss_kind_refused():
+    with pytest.raises(UserError, match="unknown loss 'x'; use one of bce, focal, weighted_bce"):
         build_criterion("x", [0, 1])
 
 

@@ -15,7 +15,7 @@ from unifiedgender.errors import UserError
 
 HISTORY_COLUMNS = {"epoch", "train_loss", "val_loss", "train_acc", "val_acc", "val_balanced_acc", "val_auc", "lr",
                    "train_seconds", "images_per_s", "val_ece", "val_ece_calibrated", "val_temperature"}
-PREDICTION_COLUMNS = ["path", "subject_id", "modality", "age", "gender", "prob_male", "pred", "status"]
+PREDICTION_COLUMNS = ["path", "subject_id", "gender", "modality", "age", "prob_male", "pred", "status"]  # manifest columns first
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,7 @@ def test_corrupt_image_is_skipped_and_reported(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--arch", "cnn"], "unknown arch 'cnn'"),
+    (["--arch", "cnn"], "unknown architecture 'cnn'"),
     (["--optimizer", "lion"], "unknown optimizer 'lion'"),
     (["--epochs", "0"], "--epochs must be at least 1"),
     (["--tag", "resnet18_F9_Af_Lb_Z0"], "unknown F code 'F9'"),
@@ -285,7 +285,7 @@ def test_each_rank_draws_its_own_random_numbers_and_rank_0_keeps_the_seed():
     """Per-rank seeding: dropout masks and RandAugment ops differ across DDP ranks; a single run is unchanged."""
     import random
 
-    from unifiedgender.training.trainer import seed_everything
+    from unifiedgender.training.state import seed_everything
 
     def draws(seed, rank):
         seed_everything(seed, rank)

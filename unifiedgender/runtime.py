@@ -11,7 +11,7 @@ import contextlib
 import datetime
 import hashlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -187,6 +187,20 @@ class Runtime:
         box = [obj]
         torch.distributed.broadcast_object_list(box, src=0)
         return box[0]
+
+    def on_main_process(self, work: Callable[[], Any]) -> Any:
+        """Rank 0 runs `work` (the other ranks do not); every rank returns its result, or raises the UserError it
+        raised, so a refusal stops every rank instead of leaving the others waiting."""
+        outcome: tuple[Any, str | None] = (None, None)
+        if self.is_main_process:
+            try:
+                outcome = (work(), None)
+            except UserError as exc:
+                outcome = (None, str(exc))
+        result, problem = self.broadcast_object(outcome)
+        if problem is not None:
+            raise UserError(problem)
+        return result
 
     def cpu_barrier(self) -> None:
         """Wait for every rank over the CPU group: long CPU work (decoding a data set) cannot hit the GPU

@@ -7,17 +7,32 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from unifiedgender.errors import UserError
 
-FLAG_CODES = {"F0": "no modality flag", "F1": "modality flag appended to the features (hand=[1,0], face=[0,1])"}
+
+class Code(NamedTuple):
+    """A tag code's name in the training part (augmentation preset, loss kind) and its meaning (docs/tags.md)."""
+
+    name: str
+    meaning: str
+
+
 AUGMENT_CODES = {
-    "Af": "full augmentation (random resized crop, flip, rotation, colour jitter)",
-    "An": "no augmentation (the eval transform)",
-    "Ar": "RandAugment on top of random resized crop and flip",
-    "Am": "full augmentation plus batch-level mixup/cutmix",
+    "Af": Code("full", "full augmentation (random resized crop, flip, rotation, colour jitter)"),
+    "An": Code("none", "no augmentation (the eval transform)"),
+    "Ar": Code("randaugment", "RandAugment on top of random resized crop and flip"),
+    "Am": Code("mixup", "full augmentation plus batch-level mixup/cutmix"),
 }
-LOSS_CODES = {"Lb": "binary cross-entropy", "Lf": "focal loss", "Lw": "class-weighted binary cross-entropy"}
+LOSS_CODES = {
+    "Lb": Code("bce", "binary cross-entropy"),
+    "Lf": Code("focal", "focal loss"),
+    "Lw": Code("weighted_bce", "class-weighted binary cross-entropy"),
+}
+AUGMENT_PRESETS = tuple(code.name for code in AUGMENT_CODES.values())
+LOSS_KINDS = tuple(code.name for code in LOSS_CODES.values())
+FLAG_CODES = {"F0": "no modality flag", "F1": "modality flag appended to the features (hand=[1,0], face=[0,1])"}
 FREEZE_CODES = {
     "Z0": "nothing frozen",
     "Z1": "whole backbone frozen (linear probe: only the heads train)",
@@ -72,6 +87,16 @@ class RunTag:
     def flag_on(self) -> bool:
         """True when the modality flag is appended to the features (F1)."""
         return self.flag == "F1"
+
+    @property
+    def augment_preset(self) -> str:
+        """The augmentation preset of the A code (unifiedgender.training.augment), e.g. 'full' for Af."""
+        return AUGMENT_CODES[self.augment].name
+
+    @property
+    def loss_kind(self) -> str:
+        """The loss of the L code (unifiedgender.training.losses), e.g. 'focal' for Lf."""
+        return LOSS_CODES[self.loss].name
 
     @property
     def model_name(self) -> str:

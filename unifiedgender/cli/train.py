@@ -1,75 +1,59 @@
-"""`ugn train`: flags (or a YAML config) -> TrainConfig -> unifiedgender.training.trainer.run_training."""
+"""`ugn train`: flags (or a YAML config) -> TrainConfig -> unifiedgender.training.trainer.run_training.
+
+The options that set TrainConfig fields are generated from the fields' declarations in
+unifiedgender.training.config (name, flag, help), so the field list is written once.
+"""
 
 from __future__ import annotations
 
+import inspect
+from dataclasses import fields
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 from unifiedgender.cli.options import DEVICE_HELP, device_option, old_output_option, pick_output
-from unifiedgender.decision import DEFAULT_THRESHOLD_POLICY, THRESHOLD_POLICIES  # standard library only
 from unifiedgender.recipes import recipe_names  # pathlib only: cheap enough for --help
+from unifiedgender.training.config import PATH_FIELDS, TrainConfig, field_types  # standard library only
 
-ARCH_HELP = "umcc | mag | classifier | simple_cnn | resnet50_head | multitask"
 RESUMABLE = {"epochs", "workers", "log_every_steps", "save_every_steps"}
 RECIPES = recipe_names()
+COMMAND_OPTIONS = ("recipe", "config", "out_old", "overwrite", "resume")  # options that are not TrainConfig fields
 
 
-def train(
-    tag: Optional[str] = typer.Option(None, "--tag", help="Run tag <backbone>.<pretrain>_F#_A#_L#_Z#[_key=value][_seedN]."),
-    recipe: Optional[str] = typer.Option(
-        None, "--recipe", help=f"Suggested settings for a modality ({' | '.join(RECIPES)}); --config and flags override them."
-    ),
-    arch: Optional[str] = typer.Option(None, "--arch", help=ARCH_HELP),
-    train_csv: Optional[Path] = typer.Option(None, "--train", help="Training manifest (CSV)."),
-    val_csv: Optional[Path] = typer.Option(None, "--val", help="Validation manifest (CSV)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs [default: 10]."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per batch and process [default: 32]."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate [default: 1e-4]."),
-    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Weight decay [default: 0.01]."),
-    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="adamw | sgd | adam [default: adamw]."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="cosine | plateau [default: cosine]."),
-    image_size: Optional[int] = typer.Option(None, "--image-size", help="Square input size [default: the backbone's]."),
-    preprocess: Optional[str] = typer.Option(
-        None, "--preprocess", help="Fingerprint steps before resizing, stored in the checkpoint: crop+clahe+gabor (any of them) | none."),
-    face_crop: Optional[bool] = typer.Option(
-        None, "--face-crop/--no-face-crop", help="Frame every image on its aligned face (offline detector); evaluate, predict and serve then do the same."
-    ),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Decoding threads and loader workers [default: 4]."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed [default: the tag's _seedN, else 42]."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run folder [default: runs/<tag>]."),
-    out_old: Optional[Path] = old_output_option("--out"),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of settings; flags override it."),
-    weights: Optional[Path] = typer.Option(None, "--weights", help="Local pretrained backbone weights file."),
-    pretrained: Optional[str] = typer.Option(None, "--pretrained", help="default | none [default: default]."),
-    unfreeze_after: Optional[int] = typer.Option(None, "--unfreeze-after", help="Unfreeze every layer from epoch N on."),
-    early_stop_patience: Optional[int] = typer.Option(None, "--early-stop-patience", help="Epochs without improvement before stopping; 0 = off [default: 5]."),
-    early_stop_metric: Optional[str] = typer.Option(None, "--early-stop-metric", help="History column to watch [default: val_balanced_acc]."),
-    select_metric: Optional[str] = typer.Option(
-        None, "--select-metric", help="Which epoch becomes best.pt: val_balanced_acc | val_auc | val_acc | val_loss [default: val_balanced_acc]."
-    ),
-    threshold_policy: Optional[str] = typer.Option(
-        None, "--threshold-policy",
-        help=f"Default decision threshold stored in the checkpoint: {' | '.join(THRESHOLD_POLICIES)} on calibrated validation "
-        f"P(male) [default: {DEFAULT_THRESHOLD_POLICY}]; all are stored.",
-    ),
-    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model."),
-    precision: Optional[str] = typer.Option(None, "--precision", help="auto | bf16 | fp16 | fp32 [default: auto = bf16/fp16 on GPU, fp32 on CPU]."),
-    device: Optional[str] = device_option(None, DEVICE_HELP[:-1] + " [default: auto]."),
-    cache: Optional[str] = typer.Option(None, "--cache", help="Decoded-image cache: auto | memory | disk [default: auto]."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Folder for disk caches [default: $UGN_CACHE_DIR or ~/.cache/unifiedgender/decoded]."),
-    save_every_steps: Optional[int] = typer.Option(None, "--save-every-steps", help="Also write last.pt every N steps (mid-epoch resume)."),
-    log_every_steps: Optional[int] = typer.Option(None, "--log-every-steps", help="Without a TTY, log a line every N steps."),
-    logger: Optional[str] = typer.Option(
-        None, "--logger", help="csv | tensorboard | mlflow: also record history, config and final metrics there "
-        "(extras unifiedgender[tensorboard] / [mlflow]) [default: csv = history.csv only]."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run folder."),
-    resume: Optional[str] = typer.Option(
-        None, "--resume", metavar="auto|FOLDER",
-        help="FOLDER: continue that run from its last.pt. auto: continue the --output run when it has a last.pt, "
-             "else start it (what a requeued Slurm job should run)."),
-) -> None:
+def _config_options() -> list[inspect.Parameter]:
+    """One keyword parameter per TrainConfig field with a flag: default None (not given), the field's type."""
+    types = field_types()
+    params = []
+    for f in fields(TrainConfig):
+        flags = f.metadata["flags"]
+        if not flags:
+            continue
+        kind = Path if f.name in PATH_FIELDS else types[f.name]
+        option = (device_option(None, DEVICE_HELP[:-1] + " [default: auto].") if f.name == "device"
+                  else typer.Option(None, *flags, help=f.metadata["help"]))
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=Optional[kind]))
+    return params
+
+
+def _command_options() -> list[inspect.Parameter]:
+    options: dict[str, tuple[Any, Any]] = {
+        "recipe": (Optional[str], typer.Option(None, "--recipe", help=(
+            f"Suggested settings for a modality ({' | '.join(RECIPES)}); --config and flags override them."))),
+        "config": (Optional[Path], typer.Option(None, "--config", help="YAML file of settings; flags override it.")),
+        "out_old": (Optional[Path], old_output_option("--out")),
+        "overwrite": (bool, typer.Option(False, "--overwrite", help="Replace an existing run folder.")),
+        "resume": (Optional[str], typer.Option(
+            None, "--resume", metavar="auto|FOLDER",
+            help="FOLDER: continue that run from its last.pt. auto: continue the --output run when it has a last.pt, "
+                 "else start it (what a requeued Slurm job should run).")),
+    }
+    return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=options[name][1], annotation=options[name][0])
+            for name in COMMAND_OPTIONS]
+
+
+def train(**options: Any) -> None:
     """Train a model from a run tag on train/val manifests."""
     from unifiedgender.errors import UserError
     from unifiedgender.runtime import runtime_session
@@ -77,17 +61,9 @@ def train(
     from unifiedgender.training.progress import Reporter
     from unifiedgender.training.trainer import run_training
 
-    out = pick_output(output, out_old, "--out")
-    flags = {
-        "tag": tag, "arch": arch, "train": train_csv and str(train_csv), "val": val_csv and str(val_csv),
-        "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "optimizer": optimizer,
-        "scheduler": scheduler, "image_size": image_size, "preprocess": preprocess, "face_crop": face_crop, "workers": workers, "seed": seed, "out": out and str(out),
-        "weights": weights and str(weights), "pretrained": pretrained, "unfreeze_after": unfreeze_after,
-        "early_stop_patience": early_stop_patience, "early_stop_metric": early_stop_metric,
-        "select_metric": select_metric, "threshold_policy": threshold_policy, "compile": compile,
-        "precision": precision, "device": device, "cache": cache, "cache_dir": cache_dir and str(cache_dir),
-        "save_every_steps": save_every_steps, "log_every_steps": log_every_steps, "logger": logger,
-    }
+    recipe, config, overwrite, resume = (options.pop(k) for k in ("recipe", "config", "overwrite", "resume"))
+    options["out"] = pick_output(options["out"], options.pop("out_old"), "--out")
+    flags = {k: str(v) if isinstance(v, Path) else v for k, v in options.items()}
     if resume == "auto":
         if overwrite:
             raise UserError("--resume auto continues a run or starts it; drop --overwrite (or drop --resume auto)")
@@ -107,6 +83,9 @@ def train(
     with runtime_session(device=cfg.device, precision=cfg.precision, channels_last=cfg.channels_last, compile=cfg.compile) as rt:
         reporter = Reporter(enabled=rt.is_main_process, log_every_steps=cfg.log_every_steps)
         run_training(cfg, rt, overwrite=overwrite, resume=resuming, reporter=reporter)
+
+
+train.__signature__ = inspect.Signature([*_config_options(), *_command_options()])  # typer reads it
 
 
 def _saved_config(run_dir: Path, flags: dict, fresh=None):

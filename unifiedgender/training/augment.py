@@ -1,6 +1,6 @@
 """Augmentation presets applied on the device, in batches, to uint8 images from the decoded cache.
 
-The tag's A code picks the preset:
+The tag's A code picks the preset (unifiedgender.tags.AUGMENT_CODES):
   An none         resize (done once by the cache) + normalise
   Af full         random resized crop (scale 0.5-1, ratio 3/4-4/3), horizontal flip, colour jitter
                   (brightness/contrast/saturation 0.2), rotation +-10 degrees
@@ -27,8 +27,8 @@ import torch.nn.functional as F
 
 from unifiedgender.data.manifest import MODALITIES
 from unifiedgender.errors import UserError
+from unifiedgender.tags import AUGMENT_PRESETS
 
-AUGMENT_CODES = {"n": "none", "f": "full", "r": "randaugment", "m": "mixup"}
 NO_COLOUR_JITTER = ("fingerprint",)  # grayscale scans: brightness/contrast/saturation jitter only adds noise
 
 
@@ -47,13 +47,6 @@ class AugmentSettings:
     randaugment_magnitude: int = 9
     mixup_alpha: float = 0.2
     cutmix_alpha: float = 1.0
-
-
-def preset_name(code: str) -> str:
-    """The preset for an A code ('n', 'f', 'r', 'm')."""
-    if code not in AUGMENT_CODES:
-        raise UserError(f"unknown augmentation code 'A{code}'; use one of {', '.join('A' + c for c in AUGMENT_CODES)}")
-    return AUGMENT_CODES[code]
 
 
 class Normalize:
@@ -92,8 +85,8 @@ class DeviceAugment:
     """Batched training augmentation: __call__(uint8 images, modality) -> (normalised floats, perm, lam)."""
 
     def __init__(self, preset: str, normalize: Normalize, seed: int, settings: AugmentSettings | None = None) -> None:
-        if preset not in AUGMENT_CODES.values():
-            raise UserError(f"unknown augmentation preset '{preset}'; use one of {', '.join(AUGMENT_CODES.values())}")
+        if preset not in AUGMENT_PRESETS:
+            raise UserError(f"unknown augmentation preset '{preset}'; use one of {', '.join(AUGMENT_PRESETS)}")
         self.preset = preset
         self.normalize = normalize
         self.settings = settings or AugmentSettings()

@@ -104,7 +104,7 @@ def run_train_bench(
     from torchvision import transforms as T
 
     from unifiedgender.models import create_model
-    from unifiedgender.training.trainer import LOADER_WORKERS
+    from unifiedgender.training.data import LOADER_WORKERS
 
     rt = init_runtime(device=device, precision=precision)
     s = _settings(rt.device, backbone=backbone, batch_size=batch_size, image_size=image_size, steps=steps, workers=workers)

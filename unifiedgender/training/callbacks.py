@@ -1,10 +1,10 @@
 """A few named events carry early stopping, LR reduction, checkpoints, history and plots.
 
 Events: `on_epoch_end(run, epoch, metrics)`, `on_model_saved(run, path, kind)` and `on_train_end(run, summary)`
-(after the last epoch; not when a stop signal interrupts the run). `run` is the Trainer
-(model, optimizer, runtime, out_dir, `should_stop`, `save_best()`). Callbacks that decide something keep
-their state in `state_dict()`, which goes into the last checkpoint, so a resumed run decides the same way.
-Only rank 0 writes files.
+(after the last epoch; not when a stop signal interrupts the run). `run` is the Trainer, seen through
+`TrainingRun`: its runtime, `should_stop`, `log()` and `save_best()`; callbacks touch nothing else of it.
+Callbacks that decide something keep their state in `state_dict()`, which goes into the last checkpoint, so a
+resumed run decides the same way. Only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -13,21 +13,33 @@ import csv
 import io
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from unifiedgender.fileio import atomic_path, atomic_write
+
+
+class TrainingRun(Protocol):
+    """What callbacks may use of the run (the Trainer)."""
+
+    runtime: Any  # unifiedgender.runtime.Runtime
+    should_stop: bool
+
+    def log(self, message: str) -> None: ...
+
+    def save_best(self, epoch: int, metrics: dict[str, float]) -> None:
+        """best.pt (and val_predictions.csv) from the epoch's validation; `epoch` 1-based."""
 
 
 class Callback:
     """Base class: override the events you need."""
 
-    def on_epoch_end(self, run: Any, epoch: int, metrics: dict[str, float]) -> None:
+    def on_epoch_end(self, run: TrainingRun, epoch: int, metrics: dict[str, float]) -> None:
         pass
 
-    def on_model_saved(self, run: Any, path: Path, kind: str) -> None:
+    def on_model_saved(self, run: TrainingRun, path: Path, kind: str) -> None:
         pass
 
-    def on_train_end(self, run: Any, summary: dict[str, float]) -> None:
+    def on_train_end(self, run: TrainingRun, summary: dict[str, float]) -> None:
         pass
 
     def state_dict(self) -> dict[str, Any]:
@@ -72,7 +84,7 @@ class EarlyStopping(_Monitor):
         super().__init__(metric, mode)
         self.patience, self.wait = patience, 0
 
-    def on_epoch_end(self, run: Any, epoch: int, metrics: dict[str, float]) -> None:
+    def on_epoch_end(self, run: TrainingRun, epoch: int, metrics: dict[str, float]) -> None:
         if self.improved(metrics):
             self.wait = 0
             return
@@ -98,7 +110,7 @@ class ReduceLROnPlateau(Callback):
         self.metric = metric
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=factor, patience=patience)
 
-    def on_epoch_end(self, run: Any, epoch: int, metrics: dict[str, float]) -> None:
+    def on_epoch_end(self, run: TrainingRun, epoch: int, metrics: dict[str, float]) -> None:
         value = metrics.get(self.metric)
         if value is not None and not math.isnan(value):
             self.scheduler.step(value)
@@ -116,7 +128,7 @@ class BestCheckpoint(_Monitor):
     def __init__(self, metric: str = "val_balanced_acc", mode: str = "max") -> None:
         super().__init__(metric, mode)
 
-    def on_epoch_end(self, run: Any, epoch: int, metrics: dict[str, float]) -> None:
+    def on_epoch_end(self, run: TrainingRun, epoch: int, metrics: dict[str, float]) -> None:
         if self.improved(metrics):
             run.save_best(epoch + 1, metrics)
 
@@ -128,7 +140,7 @@ class History(Callback):
         self.path = Path(path)
         self.rows: list[dict[str, float]] = []
 
-    def on_epoch_end(self, run: Any, epoch: int, metrics: dict[str, float]) -> None:
+    def on_epoch_end(self, run: TrainingRun, epoch: int, metrics: dict[str, float]) -> None:
         self.rows.append({"epoch": epoch + 1, **metrics})  # 1-based, as in the log
         if run.runtime.is_main_process:
             self.write()
@@ -157,21 +169,21 @@ class CurvePlot(Callback):
     def __init__(self, history: History, path: Path) -> None:
         self.history, self.path = history, Path(path)
 
-    def on_epoch_end(self, run: Any, epoch: int, metrics: dict[str, float]) -> None:
+    def on_epoch_end(self, run: TrainingRun, epoch: int, metrics: dict[str, float]) -> None:
         if run.runtime.is_main_process:
             plot_history(self.history.rows, self.path)
 
 
 def plot_history(rows: list[dict[str, float]], path: Path) -> None:
-    """Three panels from history rows, written atomically as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Three panels from history rows, written atomically as a PNG (an Agg canvas: no pyplot, no global backend)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     epochs = [r["epoch"] for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig = Figure(figsize=(13, 3.6))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 3)
     panels = (("loss", ("train_loss", "val_loss")), ("metric", ("train_acc", "val_acc", "val_balanced_acc", "val_auc")),
               ("learning rate", ("lr",)))
     for ax, (title, keys) in zip(axes, panels):
@@ -185,4 +197,3 @@ def plot_history(rows: list[dict[str, float]], path: Path) -> None:
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)

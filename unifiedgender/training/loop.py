@@ -1,4 +1,4 @@
-"""The plain training loop: `train_one_epoch` and `evaluate` with explicit arguments.
+"""The plain training loop: `train_one_epoch` and `validate` with explicit arguments.
 
 Hardware stays behind the `Runtime` object (device moves, autocast, gradient scaling, DDP gathers):
 nothing here calls `.cuda()`.
@@ -158,7 +158,7 @@ class EvalResult:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, normalize: Normalize, criterion: TrainingLoss, runtime: Runtime,
+def validate(model: nn.Module, loader, normalize: Normalize, criterion: TrainingLoss, runtime: Runtime,
              expected: int) -> EvalResult:
     """Predict every image once: an all_gather of (index, logit) drops the DistributedSampler's padding."""
     model.eval()
@@ -180,17 +180,3 @@ def evaluate(model: nn.Module, loader, normalize: Normalize, criterion: Training
     if len(idx) != expected:
         raise RuntimeError(f"validation gathered {len(idx)} distinct images from {runtime.world_size} ranks, expected {expected}")
     return EvalResult(idx, logit[first], float(loss[first].mean()) if len(first) else math.nan)
-
-
-def binary_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    """Accuracy, balanced accuracy and ROC-AUC (NaN with one class) via scikit-learn."""
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
-
-    pred = (probs >= threshold).astype(int)
-    labels = labels.astype(int)
-    both = len(np.unique(labels)) == 2
-    return {
-        "acc": float(accuracy_score(labels, pred)),
-        "balanced_acc": float(balanced_accuracy_score(labels, pred)) if both else float("nan"),
-        "auc": float(roc_auc_score(labels, probs)) if both else float("nan"),
-    }

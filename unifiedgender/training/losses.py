@@ -1,6 +1,6 @@
 """Losses: heads return logits, losses live here.
 
-`build_criterion` turns the tag's L code (b = BCE, f = focal, w = weighted BCE) into a `TrainingLoss` that
+`build_criterion` turns the tag's loss kind (unifiedgender.tags.LOSS_CODES: bce, focal, weighted_bce) into a `TrainingLoss` that
 also adds MAG's modality term (lambda * CE(gate_logits, modality)) and the multitask age term when the
 model outputs them. All label tensors may be soft (mixup/cutmix): see `mixed_loss`.
 """
@@ -14,8 +14,7 @@ import torch.nn.functional as F
 
 from unifiedgender.data.ages import BUCKET_EDGES
 from unifiedgender.errors import UserError
-
-LOSS_CODES = {"b": "bce", "f": "focal", "w": "weighted_bce"}
+from unifiedgender.tags import LOSS_KINDS
 
 IGNORE = -100
 
@@ -59,8 +58,8 @@ class TrainingLoss:
     def __post_init__(self) -> None:
         if not self.age_edges:
             self.age_edges = BUCKET_EDGES
-        if self.kind not in LOSS_CODES.values():
-            raise UserError(f"unknown loss '{self.kind}'; use one of {', '.join(LOSS_CODES.values())}")
+        if self.kind not in LOSS_KINDS:
+            raise UserError(f"unknown loss '{self.kind}'; use one of {', '.join(LOSS_KINDS)}")
         self._constants: dict[tuple, torch.Tensor] = {}
 
     def _constant(self, values: float | tuple[float, ...], like: torch.Tensor) -> torch.Tensor:
@@ -129,13 +128,11 @@ def mixed_loss(
 
 
 def build_criterion(
-    loss_code: str, train_labels: list[int] | torch.Tensor, *, gamma: float = 2.0, alpha: float | None = None,
+    kind: str, train_labels: list[int] | torch.Tensor, *, gamma: float = 2.0, alpha: float | None = None,
     pos_weight: float | None = None, modality_lambda: float = 0.3, age_weight: float = 1.0,
 ) -> TrainingLoss:
-    """The criterion for a tag's L code; weighted BCE takes pos_weight from the class frequencies unless given."""
-    if loss_code not in LOSS_CODES:
-        raise UserError(f"unknown loss code 'L{loss_code}'; use one of {', '.join('L' + c for c in LOSS_CODES)}")
-    kind = LOSS_CODES[loss_code]
+    """The criterion for a loss kind (a tag's `loss_kind`); weighted BCE takes pos_weight from the class frequencies
+    unless given."""
     if kind == "weighted_bce" and pos_weight is None:
         pos_weight = pos_weight_from_labels(train_labels)
     return TrainingLoss(kind, pos_weight, gamma, alpha, modality_lambda, age_weight)

@@ -1,15 +1,18 @@
-"""Progress output for rank 0: a rich bar (loss, images/s, ETA) on a TTY, plain log lines otherwise."""
+"""Progress output for rank 0: a rich bar (loss, images/s, ETA) on a TTY, plain log lines otherwise.
+
+Every method that prints a log line also returns it (None when nothing was logged), so the caller can keep
+it elsewhere too (the trainer appends it to train.log, training.rundir.RunLog); the reporter holds no file.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 from typing import TextIO
 
 
 class Reporter:
-    """Epoch progress and log lines; also appends every log line to the run's train.log."""
+    """Epoch progress and log lines."""
 
     def __init__(self, enabled: bool = True, stream: TextIO | None = None, tty: bool | None = None,
                  log_every_steps: int = 0) -> None:
@@ -17,33 +20,20 @@ class Reporter:
         self.stream = stream or sys.stdout
         self.tty = self.stream.isatty() if tty is None else tty
         self.log_every_steps = log_every_steps
-        self.log_file: Path | None = None
-        self._pending: list[str] = []  # lines logged before the run folder exists
         self._progress = None
         self._task = None
         self._epoch_label = ""
 
-    def log(self, message: str) -> None:
+    def log(self, message: str) -> str | None:
+        """Print `message` with a timestamp; the line printed, or None on a disabled reporter."""
         if not self.enabled:
-            return
+            return None
         line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
         if self._progress is not None:
             self._progress.console.print(line, highlight=False)
         else:
             print(line, file=self.stream, flush=True)
-        if self.log_file is None:
-            self._pending.append(line)
-        else:
-            with open(self.log_file, "a") as handle:
-                handle.write(line + "\n")
-
-    def attach_log(self, path: Path) -> None:
-        """Append every log line to `path` from now on, starting with those logged before it existed."""
-        self.log_file = path
-        if self.enabled and self._pending:
-            with open(path, "a") as handle:
-                handle.writelines(line + "\n" for line in self._pending)
-        self._pending = []
+        return line
 
     def start_epoch(self, epoch: int, epochs: int, steps: int, done: int = 0) -> None:
         self._epoch_label = f"epoch {epoch + 1}/{epochs}"
@@ -66,21 +56,23 @@ class Reporter:
         return (self.enabled and self._progress is None and bool(self.log_every_steps)
                 and (step % self.log_every_steps == 0 or step == steps))
 
-    def step(self, step: int, steps: int, loss: float, images_per_s: float) -> None:
+    def step(self, step: int, steps: int, loss: float, images_per_s: float) -> str | None:
+        """Advance the bar, or log a line at the --log-every-steps steps (returned)."""
         if not self.enabled:
-            return
+            return None
         if self._progress is not None:
             self._progress.update(self._task, completed=step, loss=loss, rate=images_per_s)
         elif self.logs_step(step, steps):
-            self.log(f"{self._epoch_label} step {step}/{steps} loss {loss:.4f} {images_per_s:.1f} img/s")
+            return self.log(f"{self._epoch_label} step {step}/{steps} loss {loss:.4f} {images_per_s:.1f} img/s")
+        return None
 
-    def end_epoch(self, metrics: dict[str, float]) -> None:
+    def end_epoch(self, metrics: dict[str, float]) -> str | None:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
         keys = ("train_loss", "val_loss", "val_acc", "val_balanced_acc", "val_auc", "lr", "images_per_s")
         text = " ".join(f"{k} {metrics[k]:.4g}" for k in keys if k in metrics)
-        self.log(f"{self._epoch_label} {text}")
+        return self.log(f"{self._epoch_label} {text}")
 
     def close(self) -> None:
         if self._progress is not None:

@@ -1,4 +1,4 @@
-"""The predictions table for a manifest: every manifest column kept, plus prob_male, pred and status."""
+"""Predict every row of a manifest into the predictions table (unifiedgender.evaluation.predictions)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from unifiedgender.evaluation.predictions import predictions_table
 from unifiedgender.inference.predictor import Predictor
 
 
@@ -37,10 +38,5 @@ def predict_manifest(
         records.append(record)
         if on_record is not None:
             on_record(record)
-    table = manifest_df.copy()
-    table["prob_male"] = pd.array([r["prob_male"] for r in records], dtype="Float64").astype("float64")
-    table["pred"] = [r["label"] for r in records]
-    table["status"] = [r["status"] for r in records]
-    if any(r.get("age_group") for r in records):
-        table["pred_age_group"] = [r.get("age_group") for r in records]
-    return table
+    return predictions_table(manifest_df, [r["prob_male"] for r in records], [r["status"] for r in records],
+                             predictor.threshold, [r.get("age_group") for r in records])
