@@ -8,7 +8,7 @@ import pytest
 from rich.console import Console
 
 from unifiedgender.errors import UserError
-from unifiedgender.evaluation.evaluate import evaluate_predictions
+from unifiedgender.evaluation.assess import evaluate_predictions
 from unifiedgender.evaluation.table import age_bucket_labels, parse_age_buckets, prepare_table, subject_level
 
 
@@ -238,7 +238,7 @@ def test_gap_interval_for_groups_with_enough_subjects():
 
 def test_groups_with_too_few_subjects_get_no_interval_and_are_marked(tmp_path):
     """A group of 2 subjects printed BA 0.286 [0.286, 0.286]: now it is marked too small, without an interval."""
-    from unifiedgender.cli.evaluate import print_summary
+    from unifiedgender.cli.render import print_evaluation_summary
     from unifiedgender.evaluation.fairness import MIN_CI_SUBJECTS
     from unifiedgender.evaluation.plots import write_plots
 
@@ -257,7 +257,7 @@ def test_groups_with_too_few_subjects_get_no_interval_and_are_marked(tmp_path):
     assert not groups["a"]["too_small"] and groups["a"]["balanced_accuracy_ci"][0] is not None
 
     console = Console(record=True, width=300)
-    print_summary(report, console)
+    print_evaluation_summary(report, console)
     text = console.export_text()
     tiny = next(line for line in text.splitlines() if "tiny" in line)
     assert "(too small)" in tiny and "[" not in tiny.split("(too small)")[1]  # no interval printed
