@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +15,8 @@ from rich.console import Console
 from unifiedgender.errors import UserError
 from unifiedgender.evaluation.assess import evaluate_predictions
 from unifiedgender.evaluation.table import age_bucket_labels, parse_age_buckets, prepare_table, subject_level
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def hand_checked_table() -> pd.DataFrame:
@@ -267,8 +274,6 @@ def test_groups_with_too_few_subjects_get_no_interval_and_are_marked(tmp_path):
 
 
 def test_group_plot_keeps_its_legend_off_the_bars_and_shows_na_and_counts():
-    import matplotlib.pyplot as plt
-
     from unifiedgender.evaluation.fairness import GROUP_METRICS
     from unifiedgender.evaluation.plots import _group_bars, _reliability
 
@@ -288,7 +293,6 @@ def test_group_plot_keeps_its_legend_off_the_bars_and_shows_na_and_counts():
     assert texts.count("n/a") == 3  # the undefined metrics of "men only" are marked, not left out silently
     labels = [t.get_text() for t in ax.get_xticklabels()]
     assert labels == ["a\n30 img, 10 subj", "men only\n12 img, 6 subj", "tiny\n4 img, 2 subj\ntoo small"]
-    plt.close(figure)
 
     y = np.array([0, 0, 1, 1, 1, 0, 1])
     probs = np.array([0.05, 0.1, 0.55, 0.58, 0.95, 0.52, 0.97])
@@ -296,4 +300,25 @@ def test_group_plot_keeps_its_legend_off_the_bars_and_shows_na_and_counts():
     counts = sorted(int(t.get_text()) for t in figure.axes[0].texts)
     assert counts == [1, 1, 2, 3]  # images per occupied bin (0.05 | 0.1 | 0.52-0.58 | 0.95-0.97), beside each point
     assert sum(p.get_height() for p in figure.axes[1].patches) == len(y)
-    plt.close(figure)
+
+
+def test_writing_plots_leaves_the_matplotlib_backend_and_pyplot_alone(tmp_path):
+    """Plots are drawn on their own Agg canvases: importing the module and writing the PNGs neither switches the
+    program's backend (it was switched globally at import) nor opens pyplot figures."""
+    code = f"""
+import sys, matplotlib
+matplotlib.rcParams["backend"] = "pdf"
+import numpy as np, pandas as pd
+from unifiedgender.evaluation.assess import evaluate_predictions
+from unifiedgender.evaluation.plots import write_plots
+rows = [{{"path": f"{{s}}.png", "subject_id": f"s{{s}}", "gender": ("female", "male")[s % 2], "modality": "hand",
+         "prob_male": (s % 10) / 10, "status": "ok"}} for s in range(20)]
+report, table = evaluate_predictions(pd.DataFrame(rows), n_resamples=0)
+written = write_plots(report, table, __import__("pathlib").Path({str(tmp_path)!r}))
+print(matplotlib.rcParams["backend"], "matplotlib.pyplot" in sys.modules, len(written))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    backend, pyplot_loaded, n_plots = result.stdout.split()
+    assert (backend, pyplot_loaded) == ("pdf", "False") and int(n_plots) >= 4
+    assert (tmp_path / "roc_pr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
