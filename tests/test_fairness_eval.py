@@ -14,7 +14,8 @@ from rich.console import Console
 
 from unifiedgender.errors import UserError
 from unifiedgender.evaluation.assess import evaluate_predictions
-from unifiedgender.evaluation.table import age_bucket_labels, parse_age_buckets, prepare_table, subject_level
+from unifiedgender.data.ages import parse_report_age_edges
+from unifiedgender.evaluation.table import group_values, prepare_table, subject_level
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -117,13 +118,14 @@ def test_missing_attribute_forms_an_unknown_group(report):
 
 def test_age_buckets_are_configurable():
     ages = pd.Series([5, 18, 29, 30, 61, None, -3])
-    labels = list(age_bucket_labels(ages, parse_age_buckets("0,18,30,45,60")))
+    labels = list(group_values(ages, "age", parse_report_age_edges("0,18,30,45,60")))
     assert labels == ["0-17", "18-29", "18-29", "30-44", "60+", "unknown", "unknown"]
-    assert list(age_bucket_labels(ages, parse_age_buckets("0,40"))) == ["0-39"] * 4 + ["40+", "unknown", "unknown"]
+    assert list(group_values(ages, "age", parse_report_age_edges("0,40"))) == ["0-39"] * 4 + ["40+", "unknown", "unknown"]
+    assert list(group_values(ages, "age", (0, 12.5))) == ["0-<12.5", "12.5+", "12.5+", "12.5+", "12.5+", "unknown", "unknown"]
     with pytest.raises(UserError, match="ascending"):
-        parse_age_buckets("30,18")
+        parse_report_age_edges("30,18")
     with pytest.raises(UserError, match="comma-separated"):
-        parse_age_buckets("young,old")
+        parse_report_age_edges("young,old")
 
 
 def test_numeric_codes_with_blanks_group_as_integers():

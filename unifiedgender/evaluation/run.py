@@ -10,13 +10,14 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from unifiedgender.data.ages import REPORT_AGE_EDGES, parse_report_age_edges
 from unifiedgender.decision import Threshold, check_threshold
 from unifiedgender.errors import UserError
 from unifiedgender.evaluation.assess import evaluate_predictions, labelled
 from unifiedgender.evaluation.provenance import dataset_name, model_run_info, split_name, training_majority
 from unifiedgender.evaluation.report import write_report_folder
 from unifiedgender.evaluation.runlog import DEFAULT_REGISTRY, RunInfo, append_run, registry_row
-from unifiedgender.evaluation.table import DEFAULT_AGE_BUCKETS, EvaluationTable, parse_age_buckets, read_predictions
+from unifiedgender.evaluation.table import EvaluationTable, read_predictions
 from unifiedgender.evaluation.thresholds import THRESHOLD_METHODS
 
 
@@ -56,7 +57,7 @@ def run_evaluate(
     threshold_method: str = "youden",
     bootstrap: int = 1000,
     seed: int = 0,
-    age_buckets: str | tuple[float, ...] = DEFAULT_AGE_BUCKETS,
+    age_buckets: str | tuple[float, ...] = REPORT_AGE_EDGES,
     registry: str | os.PathLike[str] | None = DEFAULT_REGISTRY,
     overwrite: bool = False,
     plots: bool = True,
@@ -81,7 +82,7 @@ def run_evaluate(
     say = on_message or (lambda _: None)
     _check_usage(checkpoint, data, predictions, threshold, threshold_policy, threshold_from, threshold_method, tta)
     chosen_modalities = check_modalities(modalities)
-    edges = parse_age_buckets(age_buckets) if isinstance(age_buckets, str) else tuple(age_buckets)
+    edges = parse_report_age_edges(age_buckets) if isinstance(age_buckets, str) else tuple(age_buckets)
     out = Path(output) if output is not None else Path("reports") / (
         f"{Path(checkpoint).stem}__{Path(data).stem}" if checkpoint is not None else Path(predictions).stem)
     if out.exists() and not overwrite:
