@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -79,7 +80,7 @@ def run_evaluate(
     to `registry` (None: no row). `on_message` gets progress lines; `progress()` makes the progress of each
     prediction pass.
     """
-    say = on_message or (lambda _: None)
+    say: Callable[[str], None] = on_message or (lambda _: None)
     _check_usage(checkpoint, data, predictions, threshold, threshold_policy, threshold_from, threshold_method, tta)
     chosen_modalities = check_modalities(modalities)
     edges = parse_report_age_edges(age_buckets) if isinstance(age_buckets, str) else tuple(age_buckets)
@@ -93,7 +94,7 @@ def run_evaluate(
         checkpoint, data = Path(checkpoint), Path(data)
         predictor = _predictor(checkpoint, batch_size, device, tta, threshold, threshold_policy)
         decision, chosen = predictor.decision, predictor.threshold_choice
-        predict = lambda manifest: _predict(predictor, checkpoint, manifest, chosen_modalities, say, progress)  # noqa: E731
+        predict = partial(_predict, predictor, checkpoint, modalities=chosen_modalities, say=say, progress=progress)
         frame = predict(data)
         run = model_run_info(checkpoint)
         train_manifest = run.train_dataset or train_dataset  # --train-dataset only renames it in the registry
