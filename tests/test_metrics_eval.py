@@ -172,6 +172,7 @@ def test_bootstrap_reports_nan_where_undefined_and_ignores_it_in_intervals():
         ([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4]),  # nobody predicted male
         ([0, 1, 0, 1], [1.0, 0.0, 1.0, 0.0]),  # certain and always wrong
         ([1, 0], [0.7, 0.7]),  # two images, one per class and group
+        ([1], [0.7]),  # one image: fairlearn squeezed the group array to no dimension and raised ValueError
     ],
 )
 def test_edge_cases_give_nan_or_zero_without_any_warning(y, probs):

@@ -59,7 +59,8 @@ def group_metric_frame(y: np.ndarray, probs: np.ndarray, groups: pd.Series, thre
         "roc_auc": _needs_both_classes(skm.roc_auc_score),
         "selection_rate": _on_labels(selection_rate, threshold),
     }
-    return MetricFrame(metrics=metrics, y_true=y, y_pred=probs, sensitive_features=groups.to_numpy())
+    # a Series, not an array: fairlearn squeezes an array, and one row would lose its only dimension
+    return MetricFrame(metrics=metrics, y_true=y, y_pred=probs, sensitive_features=groups.reset_index(drop=True))
 
 
 MIN_CI_SUBJECTS = 5  # a group's interval, and a gap's (in both groups), needs this many subjects: fewer cannot
