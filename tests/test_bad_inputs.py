@@ -416,7 +416,7 @@ def test_outputs_follow_the_umask_and_keep_a_replaced_files_mode(tmp_path, umask
     import os
     import stat
 
-    from unifiedgender.evaluation.registry import append_run
+    from unifiedgender.evaluation.runlog import append_run
     from unifiedgender.fileio import atomic_write, replace_dir, staging_dir
 
     old = os.umask(umask)

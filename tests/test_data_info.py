@@ -33,10 +33,23 @@ def test_group_table_counts_images_and_subjects_per_gender():
 def test_manifest_tables_bin_ages_and_report_duplicates():
     tables = dict(manifest_tables(manifest()))
     assert list(tables) == ["All images", "By modality", "By age", "By skin", "Byte-identical images"]
-    assert tables["By age"]["age"].tolist() == ["<20", "40-49", "60+", "unknown"]
+    assert tables["By age"]["age"].tolist() == ["18-29", "45-59", "60+", "unknown"]
     assert tables["By skin"].set_index("skin").loc["unknown", "images"] == 2
     assert tables["Byte-identical images"].iloc[0].to_dict() == {"groups": 1, "images": 2, "groups across subjects": 1}
     assert tables["All images"].iloc[0]["subjects"] == 4
+
+
+def test_info_and_the_fairness_breakdown_use_the_same_age_groups():
+    """One home for the reporting age groups: `ugn data info` once binned by decade (<20, 20-29, ...) while the
+    evaluation used 0-17, 18-29, ...; a manifest's age table now names the groups its evaluation reports."""
+    from unifiedgender.data.ages import REPORT_AGE_EDGES
+    from unifiedgender.evaluation.table import group_values
+
+    ages = pd.Series([3, 17, 18, 29.5, 30, 44, 45, 59, 60, 90, None], name="age")
+    info = group_table(pd.DataFrame({"age": ages, "gender": "male", "subject_id": range(len(ages))}), "age")
+    assert set(info["age"]) == set(group_values(ages, "age", REPORT_AGE_EDGES))
+    assert info["age"].tolist() == ["0-17", "18-29", "30-44", "45-59", "60+", "unknown"]
+    assert info["images"].tolist() == [2, 2, 2, 2, 2, 1]
 
 
 def test_cli_info(tmp_path):
@@ -47,6 +60,6 @@ def test_cli_info(tmp_path):
     write_manifest(df, tmp_path / "m.csv")
     result = CliRunner().invoke(app, ["data", "info", str(tmp_path / "m.csv")])
     assert result.exit_code == 0, result.output
-    assert "By modality" in result.output and "By age" in result.output and "40-49" in result.output
+    assert "By modality" in result.output and "By age" in result.output and "45-59" in result.output
     missing = CliRunner().invoke(app, ["data", "info", str(tmp_path / "absent.csv")])
     assert missing.exit_code != 0 and "manifest not found" in str(missing.exception)

@@ -59,6 +59,48 @@ def workdir(tmp_path, monkeypatch) -> Path:
     return tmp_path
 
 
+def test_run_evaluate_returns_a_typed_result_and_describes_the_run(workdir):
+    """The core of `ugn evaluate` as a library call: typed result, run description in report.json and in the
+    run-log row, usage checked before anything is written."""
+    from unifiedgender.errors import UserError
+    from unifiedgender.evaluation.run import EvaluationResult, run_evaluate
+    from unifiedgender.evaluation.runlog import RunInfo, read_registry
+
+    messages: list[str] = []
+    result = run_evaluate(predictions="test_preds.csv", output="rep", bootstrap=0, plots=False, registry="runs.csv",
+                          tag="t1", train_dataset="val_preds.csv", threshold=0.4, on_message=messages.append)
+    assert isinstance(result, EvaluationResult) and isinstance(result.run, RunInfo)
+    assert result.output == Path("rep") and result.registry == Path("runs.csv") and not result.plots
+    assert result.report["threshold"] == {"value": 0.4, "method": "fixed", "chosen_on": "given"}
+    assert result.report["data"]["n_evaluated"] == len(result.table.frame) == len(predictions_table()) - 1
+    assert result.run.predictions == "test_preds.csv" and result.run.checkpoint is None and result.run.report == "rep"
+    assert json.loads((workdir / "rep" / "report.json").read_text())["run"] == result.run.as_dict()
+    # --train-dataset names a readable manifest: the baseline predicts its majority class
+    assert result.report["image_level"]["baseline"]["majority_class_from"] == "training data (val_preds.csv)"
+    row = read_registry("runs.csv").iloc[0]
+    assert (row["tag"], row["train_dataset"], row["category"]) == ("t1", "val_preds.csv", "evaluation")
+    assert messages == []  # nothing predicted, nothing to say
+
+    with pytest.raises(UserError, match="rep already exists"):
+        run_evaluate(predictions="test_preds.csv", output="rep", registry=None)
+    with pytest.raises(UserError, match="--threshold-from val_preds.csv: no 'prob_male' column") as error:
+        pd.read_csv("val_preds.csv").drop(columns="prob_male").to_csv("val_preds.csv", index=False)
+        run_evaluate(predictions="test_preds.csv", output="rep2", registry=None, threshold_from="val_preds.csv")
+    assert "(or a manifest with CHECKPOINT)" in str(error.value) and not Path("rep2").exists()
+
+
+def test_evaluate_predictions_cli_fast_path(workdir, monkeypatch, capsys):
+    """`ugn evaluate --predictions` without plots and bootstrap (the full run with both is marked slow)."""
+    code, out = run_ugn(monkeypatch, capsys, "evaluate", "--predictions", "test_preds.csv", "--output", "rep",
+                        "--bootstrap", "0", "--no-plots", "--registry", "runs.csv", "--modality", "face")
+    assert code == 0, out
+    assert "report: rep/report.md, rep/report.json, rep/predictions.csv" in out and "rep/plots/" not in out
+    assert "registry: appended one row to runs.csv" in out and "balanced_accuracy at 0.5" in out
+    report = json.loads((workdir / "rep" / "report.json").read_text())
+    assert set(report["data"]["modalities"]) == {"face"} and report["run"]["predictions"] == "test_preds.csv"
+
+
+@pytest.mark.slow
 def test_evaluate_predictions_writes_report_plots_and_registry_row(workdir, monkeypatch, capsys):
     code, out = run_ugn(monkeypatch, capsys, "evaluate", "--predictions", "test_preds.csv", "--out", "rep",
                         "--bootstrap", "200", "--seed", "3", "--tag", "resnet18.a1_in1k_F0_An_Lb_Z0")

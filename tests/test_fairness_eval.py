@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 from rich.console import Console
 
 from unifiedgender.errors import UserError
-from unifiedgender.evaluation.evaluate import evaluate_predictions
-from unifiedgender.evaluation.table import age_bucket_labels, parse_age_buckets, prepare_table, subject_level
+from unifiedgender.evaluation.assess import evaluate_predictions
+from unifiedgender.data.ages import parse_report_age_edges
+from unifiedgender.evaluation.table import group_values, prepare_table, subject_level
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def hand_checked_table() -> pd.DataFrame:
@@ -110,13 +118,14 @@ def test_missing_attribute_forms_an_unknown_group(report):
 
 def test_age_buckets_are_configurable():
     ages = pd.Series([5, 18, 29, 30, 61, None, -3])
-    labels = list(age_bucket_labels(ages, parse_age_buckets("0,18,30,45,60")))
+    labels = list(group_values(ages, "age", parse_report_age_edges("0,18,30,45,60")))
     assert labels == ["0-17", "18-29", "18-29", "30-44", "60+", "unknown", "unknown"]
-    assert list(age_bucket_labels(ages, parse_age_buckets("0,40"))) == ["0-39"] * 4 + ["40+", "unknown", "unknown"]
+    assert list(group_values(ages, "age", parse_report_age_edges("0,40"))) == ["0-39"] * 4 + ["40+", "unknown", "unknown"]
+    assert list(group_values(ages, "age", (0, 12.5))) == ["0-<12.5", "12.5+", "12.5+", "12.5+", "12.5+", "unknown", "unknown"]
     with pytest.raises(UserError, match="ascending"):
-        parse_age_buckets("30,18")
+        parse_report_age_edges("30,18")
     with pytest.raises(UserError, match="comma-separated"):
-        parse_age_buckets("young,old")
+        parse_report_age_edges("young,old")
 
 
 def test_numeric_codes_with_blanks_group_as_integers():
@@ -238,7 +247,7 @@ def test_gap_interval_for_groups_with_enough_subjects():
 
 def test_groups_with_too_few_subjects_get_no_interval_and_are_marked(tmp_path):
     """A group of 2 subjects printed BA 0.286 [0.286, 0.286]: now it is marked too small, without an interval."""
-    from unifiedgender.cli.evaluate import print_summary
+    from unifiedgender.cli.render import print_evaluation_summary
     from unifiedgender.evaluation.fairness import MIN_CI_SUBJECTS
     from unifiedgender.evaluation.plots import write_plots
 
@@ -257,7 +266,7 @@ def test_groups_with_too_few_subjects_get_no_interval_and_are_marked(tmp_path):
     assert not groups["a"]["too_small"] and groups["a"]["balanced_accuracy_ci"][0] is not None
 
     console = Console(record=True, width=300)
-    print_summary(report, console)
+    print_evaluation_summary(report, console)
     text = console.export_text()
     tiny = next(line for line in text.splitlines() if "tiny" in line)
     assert "(too small)" in tiny and "[" not in tiny.split("(too small)")[1]  # no interval printed
@@ -267,8 +276,6 @@ def test_groups_with_too_few_subjects_get_no_interval_and_are_marked(tmp_path):
 
 
 def test_group_plot_keeps_its_legend_off_the_bars_and_shows_na_and_counts():
-    import matplotlib.pyplot as plt
-
     from unifiedgender.evaluation.fairness import GROUP_METRICS
     from unifiedgender.evaluation.plots import _group_bars, _reliability
 
@@ -288,7 +295,6 @@ def test_group_plot_keeps_its_legend_off_the_bars_and_shows_na_and_counts():
     assert texts.count("n/a") == 3  # the undefined metrics of "men only" are marked, not left out silently
     labels = [t.get_text() for t in ax.get_xticklabels()]
     assert labels == ["a\n30 img, 10 subj", "men only\n12 img, 6 subj", "tiny\n4 img, 2 subj\ntoo small"]
-    plt.close(figure)
 
     y = np.array([0, 0, 1, 1, 1, 0, 1])
     probs = np.array([0.05, 0.1, 0.55, 0.58, 0.95, 0.52, 0.97])
@@ -296,4 +302,25 @@ def test_group_plot_keeps_its_legend_off_the_bars_and_shows_na_and_counts():
     counts = sorted(int(t.get_text()) for t in figure.axes[0].texts)
     assert counts == [1, 1, 2, 3]  # images per occupied bin (0.05 | 0.1 | 0.52-0.58 | 0.95-0.97), beside each point
     assert sum(p.get_height() for p in figure.axes[1].patches) == len(y)
-    plt.close(figure)
+
+
+def test_writing_plots_leaves_the_matplotlib_backend_and_pyplot_alone(tmp_path):
+    """Plots are drawn on their own Agg canvases: importing the module and writing the PNGs neither switches the
+    program's backend (it was switched globally at import) nor opens pyplot figures."""
+    code = f"""
+import sys, matplotlib
+matplotlib.rcParams["backend"] = "pdf"
+import numpy as np, pandas as pd
+from unifiedgender.evaluation.assess import evaluate_predictions
+from unifiedgender.evaluation.plots import write_plots
+rows = [{{"path": f"{{s}}.png", "subject_id": f"s{{s}}", "gender": ("female", "male")[s % 2], "modality": "hand",
+         "prob_male": (s % 10) / 10, "status": "ok"}} for s in range(20)]
+report, table = evaluate_predictions(pd.DataFrame(rows), n_resamples=0)
+written = write_plots(report, table, __import__("pathlib").Path({str(tmp_path)!r}))
+print(matplotlib.rcParams["backend"], "matplotlib.pyplot" in sys.modules, len(written))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    backend, pyplot_loaded, n_plots = result.stdout.split()
+    assert (backend, pyplot_loaded) == ("pdf", "False") and int(n_plots) >= 4
+    assert (tmp_path / "roc_pr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -163,3 +163,52 @@ def test_bootstrap_reports_nan_where_undefined_and_ignores_it_in_intervals():
     assert np.isnan(result.replicates["roc_auc"]).any()
     low, high = result.interval("roc_auc")
     assert 0 <= low <= high <= 1
+
+
+@pytest.mark.parametrize(
+    ("y", "probs"),
+    [
+        ([1, 1, 1, 1], [0.2, 0.7, 0.9, 0.4]),  # one class
+        ([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4]),  # nobody predicted male
+        ([0, 1, 0, 1], [1.0, 0.0, 1.0, 0.0]),  # certain and always wrong
+        ([1, 0], [0.7, 0.7]),  # two images, one per class and group
+        ([1], [0.7]),  # one image: fairlearn squeezed the group array to no dimension and raised ValueError
+    ],
+)
+def test_edge_cases_give_nan_or_zero_without_any_warning(y, probs):
+    """The undefined cases are handled before scikit-learn is asked: no warning needs silencing."""
+    import warnings
+
+    import pandas as pd
+
+    from unifiedgender.evaluation.fairness import attribute_report
+    from unifiedgender.evaluation.table import prepare_table
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        binary_metrics(np.array(y), np.array(probs), 0.5)
+        majority_baseline(np.array(y), "evaluation data")
+        frame = pd.DataFrame({"subject_id": [f"s{i}" for i in range(len(y))], "modality": "hand",
+                              "gender": ["male" if v else "female" for v in y], "prob_male": probs,
+                              "race": [("a", "b")[i % 2] for i in range(len(y))]})
+        table = prepare_table(frame)
+        for attribute in table.group_attributes():
+            attribute_report(table, attribute, 0.5, 20, 0)
+
+
+def test_a_warning_raised_inside_a_metric_reaches_the_caller(monkeypatch):
+    """Warnings are no longer switched off wholesale around the metrics: a library's warning stays visible."""
+    import warnings
+
+    from unifiedgender.evaluation import metrics
+
+    brier = skm.brier_score_loss
+
+    def brier_with_notice(*args, **kwargs):
+        warnings.warn("brier_score_loss will change", FutureWarning, stacklevel=2)
+        return brier(*args, **kwargs)
+
+    monkeypatch.setattr(metrics.skm, "brier_score_loss", brier_with_notice)
+    y, probs, _ = synthetic(20)
+    with pytest.warns(FutureWarning, match="brier_score_loss will change"):
+        binary_metrics(y, probs, 0.5)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from unifiedgender.errors import UserError
-from unifiedgender.evaluation.registry import append_run, best_runs, parse_configuration, read_registry
+from unifiedgender.evaluation.runlog import append_run, best_runs, parse_configuration, read_registry
 
 ROWS_PER_WRITER = 25
 
@@ -122,10 +122,10 @@ def test_registry_errors_name_the_fix(tmp_path, ugn_registry):
 def test_a_stale_lock_times_out_with_a_clear_message(tmp_path, monkeypatch):
     from filelock import FileLock
 
-    from unifiedgender.evaluation import registry
+    from unifiedgender.evaluation import runlog
 
     path = tmp_path / "runs.csv"
-    monkeypatch.setattr(registry, "LOCK_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(runlog, "LOCK_TIMEOUT_S", 0.2)
     holder = FileLock(f"{path}.lock")
     with holder:  # held by this process: another FileLock object on the same file waits and times out
         with pytest.raises(UserError, match=r"locked by another writer .*remove .*runs.csv.lock"):

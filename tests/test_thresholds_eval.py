@@ -8,7 +8,7 @@ import pytest
 from sklearn.metrics import accuracy_score
 
 from unifiedgender.errors import UserError
-from unifiedgender.evaluation.evaluate import evaluate_predictions
+from unifiedgender.evaluation.assess import evaluate_predictions
 from unifiedgender.decision import check_threshold
 from unifiedgender.evaluation.thresholds import select_threshold
 

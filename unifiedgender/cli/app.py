@@ -84,7 +84,7 @@ app.command("demo", help="Run the whole pipeline on the bundled sample (import, 
 app.add_typer(data.app, name="data", help="Import native datasets into manifests, inspect them, split them by subject.")
 app.add_typer(download.app, name="download", help="Fetch the UnifiedGenderNet dataset, checkpoints and metrics.")
 app.command("train", help="Train a model from a run tag on train/val manifests.")(train.train)
-app.command("evaluate", help="Evaluate a checkpoint on a manifest: metrics, CIs, fairness, report.")(evaluate.evaluate)
+app.command("evaluate", help="Evaluate a checkpoint on a manifest: metrics, CIs, fairness, report.")(evaluate.evaluate_command)
 app.command("runs", help="List the best runs in the run registry.")(evaluate.runs)
 app.command("fuse", help="Fingerprints: ridge-feature models and per-person fusion of scores by finger position.")(fuse.fuse)
 app.command("predict", help="Predict files, folders, globs or a manifest with a checkpoint.")(predict.predict)

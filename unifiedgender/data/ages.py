@@ -1,7 +1,11 @@
-"""The Adience age groups: the eight buckets, their labels, and the mapping of an age in years to a bucket.
+"""Age groups, in one place: the Adience buckets of multitask models, and the reporting groups of summaries.
 
-One home for the buckets used by the Adience importer, the multitask model's age head, its loss and the age
-metrics. Ages between two buckets go to the nearer one; a tie (the exact middle of a gap) goes to the younger.
+The Adience buckets (eight, with gaps between them) are used by the Adience importer, the multitask model's
+age head, its loss and the age metrics. Ages between two buckets go to the nearer one; a tie (the exact middle
+of a gap) goes to the younger.
+
+The reporting groups are contiguous ranges from ascending edges (REPORT_AGE_EDGES, or `--age-buckets`): the
+"By age" table of `ugn data info` and the age groups of the fairness breakdown of `ugn evaluate`.
 """
 
 from __future__ import annotations
@@ -31,3 +35,42 @@ def age_buckets(ages: np.ndarray) -> np.ndarray:
     out = np.searchsorted(BUCKET_EDGES, ages, side="left").astype(np.int64)
     out[np.isnan(ages)] = -1
     return out
+
+
+REPORT_AGE_EDGES = (0, 18, 30, 45, 60)  # -> 0-17, 18-29, 30-44, 45-59, 60+
+
+
+def report_age_group_names(edges: tuple[float, ...]) -> list[str]:
+    """Names of the groups that ascending `edges` make: 0,18,30 -> "0-17", "18-29", "30+"."""
+    return [_group_name(edges[i], edges[i + 1] if i + 1 < len(edges) else None) for i in range(len(edges))]
+
+
+def report_age_groups(ages: np.ndarray, edges: tuple[float, ...] = REPORT_AGE_EDGES) -> np.ndarray:
+    """The reporting group name of each age in years; None below the first edge or where the age is unknown (NaN)."""
+    ages = np.asarray(ages, dtype=np.float64)
+    names = np.array(report_age_group_names(edges) + [None], dtype=object)
+    index = np.searchsorted(np.asarray(edges, dtype=np.float64), ages, side="right") - 1
+    index[(index < 0) | np.isnan(ages)] = len(edges)
+    return names[index]
+
+
+def parse_report_age_edges(text: str) -> tuple[float, ...]:
+    """"0,18,30,45,60" -> (0, 18, 30, 45, 60); edges must be numbers in strictly ascending order."""
+    try:
+        edges = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise UserError(f"--age-buckets '{text}': not a comma-separated list of numbers, e.g. 0,18,30,45,60") from exc
+    if not edges or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise UserError(f"--age-buckets '{text}': edges must be ascending, e.g. 0,18,30,45,60")
+    return edges
+
+
+def _group_name(low: float, high: float | None) -> str:
+    def fmt(v: float) -> str:
+        return f"{v:g}"
+
+    if high is None:
+        return f"{fmt(low)}+"
+    if float(low).is_integer() and float(high).is_integer():
+        return f"{fmt(low)}-{fmt(high - 1)}"
+    return f"{fmt(low)}-<{fmt(high)}"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+from unifiedgender.data.ages import REPORT_AGE_EDGES, report_age_group_names, report_age_groups
 from unifiedgender.data.manifest import DEMOGRAPHIC_COLUMNS, GENDERS
 
-AGE_BINS = [0, 20, 30, 40, 50, 60, 200]
-AGE_LABELS = ["<20", "20-29", "30-39", "40-49", "50-59", "60+"]
+AGE_GROUPS = report_age_group_names(REPORT_AGE_EDGES)
 
 
 def group_table(df: pd.DataFrame, column: str | None) -> pd.DataFrame:
@@ -42,14 +42,15 @@ def manifest_tables(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 
 
 def _group_values(values: pd.Series) -> pd.Series:
-    """Ages become decade bins when numeric; blanks become 'unknown'; everything else is kept as text."""
+    """Numeric ages become the reporting age groups (those of the fairness breakdown); blanks become 'unknown';
+    everything else is kept as text."""
     if values.name == "age":
         numeric = pd.to_numeric(values, errors="coerce")
         if numeric.notna().sum() == values.notna().sum() and numeric.notna().any():
-            binned = pd.cut(numeric, AGE_BINS, labels=AGE_LABELS, right=False).astype("object")
-            return binned.where(binned.notna(), "unknown").astype(str)
+            groups = pd.Series(report_age_groups(numeric.to_numpy(dtype=float)), index=values.index, dtype=object)
+            return groups.where(groups.notna(), "unknown").astype(str)
     return values.astype("object").where(values.notna(), "unknown").astype(str)
 
 
 def _order(value: str) -> tuple[int, str]:
-    return (AGE_LABELS.index(value) if value in AGE_LABELS else len(AGE_LABELS), str(value))
+    return (AGE_GROUPS.index(value) if value in AGE_GROUPS else len(AGE_GROUPS), str(value))

@@ -8,8 +8,6 @@ only; they are never applied to the headline metrics.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 from fairlearn.metrics import (
@@ -61,9 +59,8 @@ def group_metric_frame(y: np.ndarray, probs: np.ndarray, groups: pd.Series, thre
         "roc_auc": _needs_both_classes(skm.roc_auc_score),
         "selection_rate": _on_labels(selection_rate, threshold),
     }
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return MetricFrame(metrics=metrics, y_true=y, y_pred=probs, sensitive_features=groups.to_numpy())
+    # a Series, not an array: fairlearn squeezes an array, and one row would lose its only dimension
+    return MetricFrame(metrics=metrics, y_true=y, y_pred=probs, sensitive_features=groups.reset_index(drop=True))
 
 
 MIN_CI_SUBJECTS = 5  # a group's interval, and a gap's (in both groups), needs this many subjects: fewer cannot
@@ -110,18 +107,16 @@ def attribute_report(
     # gap: equalized odds is taken over the groups holding both classes, and the others are named
     one_class = sorted(g for g, e in out_groups.items() if e["tpr"] is None or e["fpr"] is None)
     both = ~groups.isin(one_class).to_numpy()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        dp = (
-            demographic_parity_difference(y, pred, sensitive_features=groups.to_numpy())
-            if len(out_groups) >= 2
-            else float("nan")  # one group: there is no gap to measure
-        )
-        eo = (
-            equalized_odds_difference(y[both], pred[both], sensitive_features=groups.to_numpy()[both])
-            if len(out_groups) - len(one_class) >= 2
-            else float("nan")
-        )
+    dp = (
+        demographic_parity_difference(y, pred, sensitive_features=groups.to_numpy())
+        if len(out_groups) >= 2
+        else float("nan")  # one group: there is no gap to measure
+    )
+    eo = (
+        equalized_odds_difference(y[both], pred[both], sensitive_features=groups.to_numpy()[both])
+        if len(out_groups) - len(one_class) >= 2
+        else float("nan")
+    )
     return {
         "groups": out_groups,
         "difference": {k: _clean(v) for k, v in difference.items()},

@@ -6,7 +6,6 @@ Sensitivity is the recall of males, specificity the recall of females. A metric 
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 from sklearn import metrics as skm
@@ -38,20 +37,19 @@ def binary_metrics(y: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> 
     pred = predict_labels(probs, threshold)
     both = len(np.unique(y)) == 2
     nan = float("nan")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # zero-division warnings: the metric is then reported as 0 or NaN
-        return {
-            "accuracy": float(skm.accuracy_score(y, pred)),
-            "balanced_accuracy": float(skm.balanced_accuracy_score(y, pred)) if both else nan,
-            "roc_auc": float(skm.roc_auc_score(y, probs)) if both else nan,
-            "pr_auc": float(skm.average_precision_score(y, probs)) if both else nan,
-            "f1": float(skm.f1_score(y, pred, zero_division=0)),
-            "sensitivity": float(skm.recall_score(y, pred, pos_label=1, zero_division=np.nan)),
-            "specificity": float(skm.recall_score(y, pred, pos_label=0, zero_division=np.nan)),
-            "log_loss": float(skm.log_loss(y, probs, labels=[0, 1])) if both else nan,
-            "brier": float(skm.brier_score_loss(y, probs, pos_label=1)),
-            "ece": expected_calibration_error(y, probs),
-        }
+    # no warnings filter: one-class data gets NaN before scikit-learn is asked, zero divisions are set explicitly
+    return {
+        "accuracy": float(skm.accuracy_score(y, pred)),
+        "balanced_accuracy": float(skm.balanced_accuracy_score(y, pred)) if both else nan,
+        "roc_auc": float(skm.roc_auc_score(y, probs)) if both else nan,
+        "pr_auc": float(skm.average_precision_score(y, probs)) if both else nan,
+        "f1": float(skm.f1_score(y, pred, zero_division=0)),
+        "sensitivity": float(skm.recall_score(y, pred, pos_label=1, zero_division=np.nan)),
+        "specificity": float(skm.recall_score(y, pred, pos_label=0, zero_division=np.nan)),
+        "log_loss": float(skm.log_loss(y, probs, labels=[0, 1])) if both else nan,
+        "brier": float(skm.brier_score_loss(y, probs, pos_label=1)),
+        "ece": expected_calibration_error(y, probs),
+    }
 
 
 def confusion(y: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> dict[str, int]:
@@ -85,9 +83,7 @@ def majority_baseline(y: np.ndarray, source: str, majority: int | None = None) -
     if majority is None:
         majority = int(y.mean() >= 0.5)
     constant = np.full_like(y, majority)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ba = float(skm.balanced_accuracy_score(y, constant)) if len(np.unique(y)) == 2 else float("nan")
+    ba = float(skm.balanced_accuracy_score(y, constant)) if len(np.unique(y)) == 2 else float("nan")
     return {
         "majority_class": "male" if majority else "female",
         "majority_class_from": source,

@@ -1,20 +1,22 @@
-"""PNG plots of an evaluation (matplotlib, Agg backend): ROC/PR overall and by group, confusion matrix,
-reliability diagram, per-group metric bars with CI error bars."""
+"""PNG plots of an evaluation: ROC/PR overall and by group, confusion matrix, reliability diagram, per-group
+metric bars with CI error bars.
+
+Each plot is its own matplotlib Figure drawn on an Agg canvas: no pyplot, no global backend switch, nothing
+left open in the calling program's figure manager.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from sklearn.metrics import auc, precision_recall_curve, roc_curve
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import auc, precision_recall_curve, roc_curve  # noqa: E402
-
-from unifiedgender.evaluation.fairness import GROUP_METRICS  # noqa: E402
-from unifiedgender.evaluation.metrics import ECE_BINS, ece_bin_index  # noqa: E402
-from unifiedgender.evaluation.table import EvaluationTable  # noqa: E402
+from unifiedgender.evaluation.fairness import GROUP_METRICS
+from unifiedgender.evaluation.metrics import ECE_BINS, ece_bin_index
+from unifiedgender.evaluation.table import EvaluationTable
 
 
 def write_plots(report: dict, table: EvaluationTable, folder: Path) -> dict[str, str]:
@@ -35,14 +37,21 @@ def write_plots(report: dict, table: EvaluationTable, folder: Path) -> dict[str,
     return written
 
 
-def _save(figure: plt.Figure, path: Path) -> str:
+def _figure(**options) -> Figure:
+    """A figure with its own Agg canvas (savefig and draw need no backend)."""
+    figure = Figure(**options)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure: Figure, path: Path) -> str:
     figure.savefig(path, dpi=90)
-    plt.close(figure)
     return path.name
 
 
-def _curves(series: dict[str, tuple[np.ndarray, np.ndarray]], title: str) -> plt.Figure:
-    figure, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(10, 4.5))
+def _curves(series: dict[str, tuple[np.ndarray, np.ndarray]], title: str) -> Figure:
+    figure = _figure(figsize=(10, 4.5))
+    roc_ax, pr_ax = figure.subplots(1, 2)
     figure.subplots_adjust(left=0.07, right=0.98, bottom=0.12, wspace=0.25)
     for name, (y, probs) in series.items():
         if len(np.unique(y)) < 2:  # a curve needs both classes: the group is named in the legend, not dropped
@@ -64,9 +73,10 @@ def _curves(series: dict[str, tuple[np.ndarray, np.ndarray]], title: str) -> plt
     return figure
 
 
-def _confusion(cells: dict[str, int]) -> plt.Figure:
+def _confusion(cells: dict[str, int]) -> Figure:
     matrix = np.array([[cells["tn"], cells["fp"]], [cells["fn"], cells["tp"]]])
-    figure, ax = plt.subplots(figsize=(4, 3.6))
+    figure = _figure(figsize=(4, 3.6))
+    ax = figure.subplots()
     figure.subplots_adjust(left=0.2, bottom=0.15)
     ax.imshow(matrix, cmap="Blues")
     for (row, col), value in np.ndenumerate(matrix):
@@ -78,7 +88,7 @@ def _confusion(cells: dict[str, int]) -> plt.Figure:
     return figure
 
 
-def _reliability(y: np.ndarray, probs: np.ndarray) -> plt.Figure:
+def _reliability(y: np.ndarray, probs: np.ndarray) -> Figure:
     """Observed male rate per bin of predicted P(male), each point labelled with its image count, and the counts
     as a histogram below (a point from 3 images is not the evidence a point from 300 is)."""
     edges = np.linspace(0, 1, ECE_BINS + 1)
@@ -87,7 +97,8 @@ def _reliability(y: np.ndarray, probs: np.ndarray) -> plt.Figure:
     used = counts > 0
     observed = np.array([y[which == b].mean() for b in np.flatnonzero(used)])
     predicted = np.array([probs[which == b].mean() for b in np.flatnonzero(used)])
-    figure, (ax, hist) = plt.subplots(2, 1, figsize=(4.8, 5.6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    figure = _figure(figsize=(4.8, 5.6))
+    ax, hist = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     figure.subplots_adjust(left=0.15, bottom=0.1, top=0.93, hspace=0.08)
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="perfect calibration")
     ax.plot(predicted, observed, marker="o", label="model")
@@ -100,12 +111,13 @@ def _reliability(y: np.ndarray, probs: np.ndarray) -> plt.Figure:
     return figure
 
 
-def _group_bars(groups: dict[str, dict], attribute: str) -> plt.Figure:
+def _group_bars(groups: dict[str, dict], attribute: str) -> Figure:
     """Metric bars with CI error bars per group; the legend sits outside the axes, a group whose metric is
     undefined shows "n/a" where its bar would be, a group too small for intervals is hatched, without error
     bars, and the x labels give images, subjects and "too small"."""
     names = list(groups)
-    figure, ax = plt.subplots(figsize=(max(6, 1.2 * len(names) * len(GROUP_METRICS) / 3) + 1.8, 4.2))
+    figure = _figure(figsize=(max(6, 1.2 * len(names) * len(GROUP_METRICS) / 3) + 1.8, 4.2))
+    ax = figure.subplots()
     figure.subplots_adjust(left=0.08, right=0.8, bottom=0.2)
     width = 0.8 / len(GROUP_METRICS)
     x = np.arange(len(names))

@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from unifiedgender.data.ages import REPORT_AGE_EDGES, report_age_groups
 from unifiedgender.data.manifest import GENDERS, check_unique_files, gender_to_label
 from unifiedgender.errors import UserError
 
 PREDICTION_COLUMNS = ("subject_id", "modality", "gender", "prob_male")
 UNKNOWN = "unknown"
-DEFAULT_AGE_BUCKETS = (0, 18, 30, 45, 60)
 GROUP_ATTRIBUTES = ("modality", "age", "race", "skin", "gender", "hand", "finger")  # hand, finger: fingerprints
 
 
@@ -100,7 +100,7 @@ def check_predictions(df: pd.DataFrame, source: str = "predictions") -> None:
 
 def prepare_table(
     df: pd.DataFrame,
-    age_buckets: tuple[float, ...] = DEFAULT_AGE_BUCKETS,
+    age_buckets: tuple[float, ...] = REPORT_AGE_EDGES,
     modalities: tuple[str, ...] | None = None,
     source: str = "predictions",
 ) -> EvaluationTable:
@@ -137,39 +137,12 @@ def group_values(values: pd.Series, attribute: str, age_buckets: tuple[float, ..
     if attribute == "age":
         numeric = pd.to_numeric(values, errors="coerce")
         if numeric.notna().sum() == values.notna().sum():  # purely numeric ages: bucket them
-            return age_bucket_labels(numeric, age_buckets)
+            groups = pd.Series(report_age_groups(numeric.to_numpy(dtype=float), age_buckets), index=values.index, dtype=object)
+            return groups.where(groups.notna(), UNKNOWN)
     if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
         values = values.astype("Int64")  # skin tone 3.0 (a float only because of blanks) is shown as 3
     text = values.astype("string").str.strip()
     return text.mask(text.isna() | (text == ""), UNKNOWN).astype(str)
-
-
-def age_bucket_labels(ages: pd.Series, edges: tuple[float, ...]) -> pd.Series:
-    """Bucket numeric ages by ascending edges: 0,18,30 -> "0-17", "18-29", "30+"; below the first edge or missing -> unknown."""
-    names = [_bucket_name(edges[i], edges[i + 1] if i + 1 < len(edges) else None) for i in range(len(edges))]
-    index = np.searchsorted(np.asarray(edges, dtype=float), ages.to_numpy(dtype=float), side="right") - 1
-    labels = [names[i] if (i >= 0 and not np.isnan(a)) else UNKNOWN for i, a in zip(index, ages.to_numpy(dtype=float))]
-    return pd.Series(labels, index=ages.index, dtype=object)
-
-
-def _bucket_name(low: float, high: float | None) -> str:
-    fmt = lambda v: f"{v:g}"  # noqa: E731
-    if high is None:
-        return f"{fmt(low)}+"
-    if float(low).is_integer() and float(high).is_integer():
-        return f"{fmt(low)}-{fmt(high - 1)}"
-    return f"{fmt(low)}-<{fmt(high)}"
-
-
-def parse_age_buckets(text: str) -> tuple[float, ...]:
-    """"0,18,30,45,60" -> (0, 18, 30, 45, 60); edges must be numbers in strictly ascending order."""
-    try:
-        edges = tuple(float(part) for part in text.split(",") if part.strip())
-    except ValueError as exc:
-        raise UserError(f"--age-buckets '{text}': not a comma-separated list of numbers, e.g. 0,18,30,45,60") from exc
-    if not edges or any(b <= a for a, b in zip(edges, edges[1:])):
-        raise UserError(f"--age-buckets '{text}': edges must be ascending, e.g. 0,18,30,45,60")
-    return edges
 
 
 def subject_level(table: EvaluationTable) -> EvaluationTable:

@@ -1,4 +1,5 @@
-"""The run registry: metrics/final_metrics_with_full_configurations.csv, one row per evaluation.
+"""The run log (the "run registry" of `ugn evaluate`/`ugn runs`): metrics/final_metrics_with_full_configurations.csv,
+one row per evaluation, described by a RunInfo.
 
 Appends are safe under concurrent writers: each takes an exclusive file lock (`<csv>.lock`), reads the file,
 adds its row (the column set may grow: old rows get empty cells) and atomically replaces the file. Every cell
@@ -7,6 +8,9 @@ is kept as text, so rows written by others (such as the CSV UnifiedGenderNet pub
 Reading also understands UnifiedGenderNet's layout: a `configuration` column holding a Python-literal dict
 (parsed with ast.literal_eval, never eval) whose keys (flag_on, mean_acc, ...) become columns, a `category`
 column, and the short metric names bal_acc / test_modality.
+
+Only the standard library at import time (the CLI reads DEFAULT_REGISTRY and RUN_FORMATS for its help): pandas,
+filelock and scikit-learn are imported by the functions that need them.
 """
 
 from __future__ import annotations
@@ -15,14 +19,16 @@ import ast
 import json
 import math
 import os
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-
-import pandas as pd
-from filelock import FileLock, Timeout
+from typing import TYPE_CHECKING, Any
 
 from unifiedgender.errors import UserError
 from unifiedgender.fileio import atomic_write
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_REGISTRY = Path("metrics/final_metrics_with_full_configurations.csv")
 LOCK_TIMEOUT_S = 120
@@ -33,6 +39,29 @@ COLUMN_ALIASES = {
     "auc": "roc_auc",
     "test_modality": "modality",
 }
+
+
+@dataclass
+class RunInfo:
+    """What one evaluation evaluated: the model (tag, arch, backbone, configuration, checkpoint), the data (train
+    and test datasets, split, or a predictions table) and where its report went; one registry row with the metrics."""
+
+    tag: str | None = None
+    arch: str | None = None
+    backbone: str | None = None
+    category: str = "evaluation"
+    configuration: dict[str, Any] = field(default_factory=dict)
+    train_dataset: str | None = None
+    test_dataset: str | None = None
+    split: str | None = None
+    checkpoint: str | None = None
+    predictions: str | None = None
+    report: str | None = None
+    tta: bool | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The run as report.json's `run` (without the configuration, which the registry row carries)."""
+        return {k: v for k, v in asdict(self).items() if k != "configuration"}
 
 
 def _cell(value) -> str:
@@ -46,6 +75,9 @@ def _cell(value) -> str:
 
 def append_run(path: str | os.PathLike[str], row: dict) -> Path:
     """Append one row under an exclusive lock and atomically rewrite the CSV (new columns go at the end)."""
+    import pandas as pd
+    from filelock import FileLock, Timeout
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     new_row = {key: _cell(value) for key, value in row.items()}
@@ -63,6 +95,8 @@ def append_run(path: str | os.PathLike[str], row: dict) -> Path:
 
 
 def _read_text_frame(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     if path.stat().st_size == 0:
         return pd.DataFrame()
     try:
@@ -73,25 +107,25 @@ def _read_text_frame(path: Path) -> pd.DataFrame:
         return pd.DataFrame()
 
 
-def registry_row(report: dict, run: dict) -> dict:
+def registry_row(report: dict, run: RunInfo) -> dict:
     """One registry row: run description (tag, arch, configuration, datasets, split, checkpoint) and every metric
     with its CI bounds, image- and subject-level, plus the baseline and each attribute's fairness gaps."""
     from unifiedgender.evaluation.metrics import METRIC_NAMES  # scikit-learn: kept out of plain appends and reads
 
     row: dict[str, object] = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "tag": run.get("tag"),
-        "arch": run.get("arch"),
-        "backbone": run.get("backbone"),
-        "category": run.get("category", "evaluation"),
-        "configuration": json.dumps(run.get("configuration") or {}, sort_keys=True, default=str),
-        "train_dataset": run.get("train_dataset"),
-        "test_dataset": run.get("test_dataset"),
-        "split": run.get("split"),
+        "tag": run.tag,
+        "arch": run.arch,
+        "backbone": run.backbone,
+        "category": run.category,
+        "configuration": json.dumps(run.configuration, sort_keys=True, default=str),
+        "train_dataset": run.train_dataset,
+        "test_dataset": run.test_dataset,
+        "split": run.split,
         "modality": "+".join(sorted(report["data"]["modalities"])),
-        "checkpoint": run.get("checkpoint"),
-        "predictions": run.get("predictions"),
-        "report": run.get("report"),
+        "checkpoint": run.checkpoint,
+        "predictions": run.predictions,
+        "report": run.report,
         "threshold": report["threshold"]["value"],
         "threshold_method": report["threshold"]["method"],
         "n_images": report["data"]["n_evaluated"],
@@ -140,6 +174,8 @@ def parse_configuration(text: str) -> dict:
 
 def read_registry(path: str | os.PathLike[str]) -> pd.DataFrame:
     """The registry as a frame: aliases resolved, configuration keys as columns, numeric columns as numbers."""
+    import pandas as pd
+
     path = Path(path)
     if not path.is_file():
         raise UserError(f"run registry not found: {path}; run `ugn evaluate` or `ugn download metrics`, or pass --registry")
@@ -173,6 +209,8 @@ def best_runs(
     ascending: bool = False,
 ) -> pd.DataFrame:
     """Filter by case-insensitive substring and return the top `k` rows by `sort`."""
+    import pandas as pd
+
     sort = COLUMN_ALIASES.get(sort, sort)
     if sort not in df.columns:
         numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
@@ -196,6 +234,7 @@ def best_runs(
     return df.sort_values(sort, ascending=ascending, na_position="last").head(k)
 
 
+RUN_FORMATS = ("table", "csv", "json")  # how `ugn runs` prints the chosen rows
 READABLE_COLUMNS = ("tag", "arch", "category", "modality", "test_dataset", "n_subjects", "accuracy", "balanced_accuracy",
                     "roc_auc", "threshold", "date")
 

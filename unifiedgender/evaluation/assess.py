@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
+from unifiedgender.data.ages import REPORT_AGE_EDGES
 from unifiedgender.decision import Decision, Threshold, calibrated_probs, check_threshold
 from unifiedgender.evaluation.age import age_report
 from unifiedgender.evaluation.bootstrap import CI_LEVEL, subject_bootstrap
@@ -15,7 +16,7 @@ from unifiedgender.evaluation.metrics import (
     METRIC_NAMES, binary_metrics, confusion, expected_calibration_error, majority_baseline,
 )
 from unifiedgender.evaluation.shift import check_shift
-from unifiedgender.evaluation.table import DEFAULT_AGE_BUCKETS, EvaluationTable, prepare_table, subject_level
+from unifiedgender.evaluation.table import EvaluationTable, prepare_table, subject_level
 from unifiedgender.evaluation.thresholds import select_threshold
 
 REPORT_FORMAT = "ugn-evaluation/1"
@@ -29,7 +30,7 @@ def evaluate_predictions(
     threshold_method: str = "youden",
     n_resamples: int = 1000,
     seed: int = 0,
-    age_buckets: tuple[float, ...] = DEFAULT_AGE_BUCKETS,
+    age_buckets: tuple[float, ...] = REPORT_AGE_EDGES,
     modalities: tuple[str, ...] | None = None,
     source: str = "predictions",
     training_majority: tuple[str, str] | None = None,
