@@ -219,7 +219,7 @@ def test_training_accepts_every_registered_architecture(arch):
 def test_training_refuses_an_unknown_architecture_naming_exactly_the_registered_ones():
     from unifiedgender.training.config import TrainConfig
 
-    with pytest.raises(UserError, match="unknown arch 'vgg'") as caught:
+    with pytest.raises(UserError, match="unknown architecture 'vgg'") as caught:
         TrainConfig(tag="t", arch="vgg", train="a.csv", val="b.csv").validate()
     assert set(re.findall(r"\w+", str(caught.value).split("use one of")[1])) == set(list_archs())
 
