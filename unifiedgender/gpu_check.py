@@ -211,6 +211,8 @@ def environment(settings: CheckSettings) -> dict[str, Any]:
     """Versions and the device's facts (nvidia-smi's name, memory and driver where it exists)."""
     import torch
 
+    from unifiedgender.runtime import cuda_half_precision
+
     facts: dict[str, Any] = {"python": platform.python_version(), "torch": torch.__version__,
                              "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
                              "host": platform.node(), "cpu_count": _cpu_count()}
@@ -218,7 +220,7 @@ def environment(settings: CheckSettings) -> dict[str, Any]:
         props = torch.cuda.get_device_properties(torch.device(settings.device))
         facts.update(device=props.name, memory_gb=round(props.total_memory / 2**30, 1),
                      capability=f"{props.major}.{props.minor}", multiprocessors=props.multi_processor_count,
-                     bf16_native=torch.cuda.is_bf16_supported(including_emulation=False))
+                     bf16_native=cuda_half_precision() == "bf16")
         try:
             facts["nvidia_smi"] = subprocess.run(
                 ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
@@ -397,7 +399,7 @@ def precision_agreement(checkpoint: Path, manifest: Path, device: str) -> dict[s
     from unifiedgender.checkpoint import load_checkpoint
     from unifiedgender.data.cache import Geometry, build_cache
     from unifiedgender.data.manifest import MODALITIES, read_manifest
-    from unifiedgender.runtime import resolve_device
+    from unifiedgender.runtime import Runtime, resolve_device
     from unifiedgender.training.augment import Normalize
 
     dev = resolve_device(device)
@@ -414,7 +416,7 @@ def precision_agreement(checkpoint: Path, manifest: Path, device: str) -> dict[s
         for start in range(0, len(decoded.images), 256):
             images = normalize(torch.from_numpy(np.ascontiguousarray(decoded.images[start:start + 256])).to(dev))
             modality = modalities[start:start + 256]
-            with torch.inference_mode(), torch.autocast(dev.type, torch.bfloat16, enabled=precision == "bf16"):
+            with torch.inference_mode(), Runtime(dev, precision).autocast():
                 chunks.append(torch.sigmoid(model(images, modality)["logit"].float()).cpu())
         probs[precision] = torch.cat(chunks).numpy()
     diff = np.abs(probs["bf16"] - probs["fp32"])
