@@ -13,7 +13,7 @@ from typing import Any
 from unifiedgender.decision import Threshold
 from unifiedgender.errors import UserError
 from unifiedgender.evaluation.shift import ShiftCheck, check_shift
-from unifiedgender.inference.sources import collect_inputs
+from unifiedgender.inference.inputs import collect_inputs
 from unifiedgender.inference.writers import output_format
 
 MAX_LISTED_FAILURES = 20
