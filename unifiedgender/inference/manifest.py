@@ -39,7 +39,7 @@ def predict_manifest(
             on_record(record)
     table = manifest_df.copy()
     table["prob_male"] = pd.array([r["prob_male"] for r in records], dtype="Float64").astype("float64")
-    table["pred"] = [r["label"] for r in records]
+    table["pred"] = [r["pred"] for r in records]
     table["status"] = [r["status"] for r in records]
     if any(r.get("age_group") for r in records):
         table["pred_age_group"] = [r.get("age_group") for r in records]

@@ -171,7 +171,7 @@ def _count(summary: PredictSummary, record: dict[str, Any]) -> None:
 
     if record["status"] == "ok":
         summary.n_ok += 1
-        if record["label"] == "male":
+        if record["pred"] == "male":
             summary.n_male += 1
         else:
             summary.n_female += 1
