@@ -223,7 +223,7 @@ def test_every_case_through_ugn_predict(tmp_path, capsys):
             assert 0.0 <= float(row["prob_male"]) <= 1.0
         else:
             assert want in row["status"], (name, row["status"])
-            assert row["prob_male"] == "" and row["label"] == ""
+            assert row["prob_male"] == "" and row["pred"] == ""
     assert re.search(r"failed\s*│\s*9\s*│", text), text
 
 
@@ -271,7 +271,7 @@ def test_nan_outputs_are_failures_not_labels(tmp_path, capsys):
             code, text = run_ugn(["predict", tmp_path / "a.png", "-c", ckpt, "-o", out, "--engine", engine], capsys)
         assert code == 1, text
         (row,) = csv.DictReader(out.open())
-        assert row["status"] == NON_FINITE and row["label"] == "" and row["prob_male"] == ""
+        assert row["status"] == NON_FINITE and row["pred"] == "" and row["prob_male"] == ""
 
 
 # ------------------------------------------------------------------------------------ memory: decoded bytes

@@ -131,21 +131,21 @@ def test_stored_temperature_and_threshold_are_what_predict_uses(models, images, 
     paths, raw_probs, probs, cut = models
     records = list(Predictor.from_checkpoint(paths["cal"]).predict_paths(images))
     np.testing.assert_allclose([r["prob_male"] for r in records], probs, atol=1e-6)
-    assert [r["label"] for r in records] == ["male" if p >= cut else "female" for p in probs]
+    assert [r["pred"] for r in records] == ["male" if p >= cut else "female" for p in probs]
     assert any((p >= cut) != (p >= 0.5) for p in probs)  # the stored threshold, not 0.5, decided
     half = Predictor.from_checkpoint(paths["cal"], threshold_policy="0.5")
     assert half.threshold == 0.5
-    assert [r["label"] for r in half.predict_paths(images)] == ["male" if p >= 0.5 else "female" for p in raw_probs]
+    assert [r["pred"] for r in half.predict_paths(images)] == ["male" if p >= 0.5 else "female" for p in raw_probs]
     assert Predictor.from_checkpoint(paths["cal"], threshold=0.61).threshold == 0.61
 
     code, text = run_ugn(["predict", images[0].parent, "-c", paths["cal"], "-o", tmp_path / "p.csv"], capsys)
     assert code == 0, text
     written = pd.read_csv(tmp_path / "p.csv")
-    assert list(written["label"]) == ["male" if p >= cut else "female" for p in probs]
+    assert list(written["pred"]) == ["male" if p >= cut else "female" for p in probs]
     assert f"{cut:.4f} (youden on validation v.csv)" in text
     code, text = run_ugn(["predict", images[0].parent, "-c", paths["cal"], "-t", "0.61", "-o", tmp_path / "q.csv"], capsys)
     assert code == 0 and "0.6100 (given with --threshold)" in text
-    assert list(pd.read_csv(tmp_path / "q.csv")["label"]) == ["male" if p >= 0.61 else "female" for p in probs]
+    assert list(pd.read_csv(tmp_path / "q.csv")["pred"]) == ["male" if p >= 0.61 else "female" for p in probs]
 
 
 def test_old_checkpoint_without_a_decision_behaves_as_before(models, images, tmp_path, capsys):
@@ -155,7 +155,7 @@ def test_old_checkpoint_without_a_decision_behaves_as_before(models, images, tmp
     predictor = Predictor.from_checkpoint(paths["raw"])
     assert predictor.decision == Decision() and predictor.threshold == 0.5
     records = list(predictor.predict_paths(images))
-    assert [r["label"] for r in records] == ["male" if p >= 0.5 else "female" for p in raw_probs]
+    assert [r["pred"] for r in records] == ["male" if p >= 0.5 else "female" for p in raw_probs]
     code, text = run_ugn(["predict", images[0].parent, "-c", paths["raw"], "--threshold-policy", "youden"], capsys)
     assert code == 2 and "stores no thresholds" in text
 

@@ -40,7 +40,7 @@ def test_records_in_order_with_all_fields_and_consistent_values(ckpt, images):
         assert r["status"] == "ok" and r["modality"] == "face"
         assert 0.0 <= r["prob_male"] <= 1.0
         assert r["prob_female"] == pytest.approx(1.0 - r["prob_male"])
-        assert r["label"] == ("male" if r["prob_male"] >= 0.5 else "female")
+        assert r["pred"] == ("male" if r["prob_male"] >= 0.5 else "female")
         assert r["confidence"] == pytest.approx(max(r["prob_male"], r["prob_female"]))
     assert len({round(r["prob_male"], 4) for r in records}) > 3, "outputs should depend on the image"
 
@@ -73,7 +73,7 @@ def test_threshold_moves_the_label(ckpt, images):
     probs = [r["prob_male"] for r in Predictor.from_checkpoint(ckpt).predict_paths(images)]
     cut = float(np.median(probs))
     records = list(Predictor.from_checkpoint(ckpt, threshold=cut).predict_paths(images))
-    assert [r["label"] for r in records] == ["male" if p >= cut else "female" for p in probs]
+    assert [r["pred"] for r in records] == ["male" if p >= cut else "female" for p in probs]
     with pytest.raises(UserError, match=r"--threshold 1.5: must be in \(0, 1\]"):
         Predictor.from_checkpoint(ckpt, threshold=1.5)
 
@@ -103,7 +103,7 @@ def test_unreadable_file_gets_a_status_and_the_rest_is_predicted(ckpt, images, t
     assert [r["status"] for r in records][0::2] == ["ok", "ok"]
     assert records[1]["status"] == "not an image (unrecognised format)"
     assert records[3]["status"].startswith("cannot open")
-    assert records[1]["prob_male"] is None and records[1]["label"] == ""
+    assert records[1]["prob_male"] is None and records[1]["pred"] == ""
 
 
 def test_conditioned_model_needs_a_modality(flag_ckpt, images):

@@ -44,7 +44,7 @@ def test_folder_to_csv_with_exit_0(ckpt, folder, tmp_path, capsys):
     assert code == 0, text
     rows = read_csv(out)
     assert [Path(r["path"]).name for r in rows] == ["01__finger0.jpg", "01__finger1.jpg", "02__finger0.jpg", "02__finger1.jpg"]
-    assert list(rows[0]) == ["path", "modality", "prob_male", "prob_female", "label", "confidence", "status"]
+    assert list(rows[0]) == ["path", "modality", "prob_male", "prob_female", "pred", "confidence", "status"]
     assert {r["modality"] for r in rows} == {"hand"} and {r["status"] for r in rows} == {"ok"}
     assert "images" in text and "predicted" in text and str(out) in text
     assert not list(tmp_path.glob(".pred.csv.*")), "no temporary file left behind"
@@ -106,7 +106,7 @@ def test_group_by_gives_one_prediction_per_subject(ckpt, folder, tmp_path, capsy
     for subject in subjects:
         probs = [float(r["prob_male"]) for r in images if r["subject"] == subject["subject"]]
         assert float(subject["prob_male"]) == pytest.approx(sum(probs) / len(probs), abs=2e-6)
-        assert subject["label"] == ("male" if float(subject["prob_male"]) >= 0.5 else "female")
+        assert subject["pred"] == ("male" if float(subject["prob_male"]) >= 0.5 else "female")
 
 
 def test_group_by_first_unnamed_group_printed_without_output(ckpt, folder, capsys):
@@ -197,9 +197,9 @@ def test_contact_sheet_captions_fit_their_tile_and_the_sheet_has_a_legend(tmp_pa
     image = tmp_path / "img.png"
     Image.new("RGB", (40, 40), (200, 200, 200)).save(image)
     sheet = ContactSheet(tmp_path / "sheet.png")
-    sheet.add({"path": str(image), "status": "ok", "label": "male", "confidence": 0.93})
+    sheet.add({"path": str(image), "status": "ok", "pred": "male", "confidence": 0.93})
     sheet.add({"path": str(tmp_path / name), "status": "unreadable image: cannot identify image file format",
-               "label": "", "confidence": None})
+               "pred": "", "confidence": None})
     grid = Image.open(sheet.save()).convert("RGB")
     assert grid.getpixel((10, 12)) == COLOURS["male"]  # the legend's first swatch, above the tiles
     assert grid.height == LEGEND + THUMB + 34 and grid.getpixel((THUMB // 2, LEGEND + THUMB + 30)) == COLOURS["male"]

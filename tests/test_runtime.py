@@ -68,3 +68,56 @@ def test_prefetch_hands_out_every_batch_in_order_on_the_device():
     assert [int(b["image"][0, 0]) for b in got] == [0, 1, 2, 3] and [int(b["meta"][0]) for b in got] == [0, 1, 2, 3]
     assert all(b["image"].device == rt.device for b in got)
     assert list(rt.prefetch([])) == []
+
+
+def test_unwrap_reaches_the_module_under_compile_and_ddp_in_either_order(tmp_path):
+    from unifiedgender.runtime import Runtime
+
+    model = nn.Linear(3, 1)
+    assert Runtime.unwrap(model) is model
+    assert Runtime.unwrap(torch.compile(model)) is model  # compiling builds nothing until called
+    if torch.distributed.is_initialized():
+        pytest.skip("a process group is already set up in this process")
+    torch.distributed.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        ddp = nn.parallel.DistributedDataParallel(model)
+        assert Runtime.unwrap(torch.compile(ddp)) is model
+        assert Runtime.unwrap(nn.parallel.DistributedDataParallel(torch.compile(model))) is model
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_a_compiled_model_is_saved_with_its_plain_keys(tmp_path):
+    from unifiedgender.checkpoint import checkpoint_payload
+    from unifiedgender.models import create_model
+
+    model = create_model("simple_cnn", pretrained="none", image_size=32)
+    payload = checkpoint_payload(torch.compile(model))
+    assert set(payload["state_dict"]) == set(model.state_dict())
+
+
+def test_inference_runtime_autocasts_on_cuda_only():
+    from unifiedgender.inference.backends import TorchBackend
+    from unifiedgender.runtime import inference_runtime
+
+    rt = inference_runtime("cpu")
+    assert rt.precision == "fp32" and rt.channels_last and rt.autocast_dtype is None
+    assert TorchBackend(nn.Linear(2, 1), "cpu").runtime.precision == "fp32"
+    if torch.cuda.is_available():
+        gpu = inference_runtime("cuda")
+        assert gpu.precision == resolve_precision("auto", gpu.device) in ("bf16", "fp16")
+
+
+def test_only_runtime_decides_precision():
+    """Autocast dtypes and bf16 support are decided in unifiedgender/runtime.py alone; others ask a Runtime."""
+    import re
+    from pathlib import Path
+
+    import unifiedgender
+
+    package = Path(unifiedgender.__file__).parent
+    pattern = re.compile(r"torch\.autocast\(|is_bf16_supported|torch\.(bfloat16|float16)\b|GradScaler\(")
+    offenders = [f"{path.relative_to(package)}:{number}" for path in sorted(package.rglob("*.py"))
+                 if path.name != "runtime.py" or path.parent != package
+                 for number, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+    assert not offenders, offenders

@@ -138,7 +138,7 @@ def test_predict_several_images_matches_the_predictor(client: httpx.Client, pred
         assert result["prob_male"] == pytest.approx(prob, abs=1e-6)
         assert result["prob_female"] == pytest.approx(1 - prob, abs=1e-6)
         assert result["confidence"] == pytest.approx(max(prob, 1 - prob), abs=1e-6)
-        assert result["label"] == ("male" if prob >= predictor.threshold else "female")
+        assert result["pred"] == ("male" if prob >= predictor.threshold else "female")
 
 
 def test_modality_changes_the_input_of_a_flag_model(client: httpx.Client) -> None:
@@ -188,7 +188,7 @@ def test_text_file_named_like_an_image_is_415(client: httpx.Client) -> None:
     response = post(client, [("photo.jpg", b"this is not an image, whatever its name says")])
     assert response.status_code == 415
     result = response.json()["results"][0]
-    assert result["status"] == "error" and result["code"] == 415 and result["label"] is None
+    assert result["status"] == "error" and result["code"] == 415 and result["pred"] is None
     assert "unsupported file type" in result["error"] and "checked by content" in result["error"]
 
 
@@ -393,7 +393,7 @@ def test_health_and_results_carry_the_threshold_and_uncertainty(decided) -> None
     assert [r["uncertain"] for r in results] == [True, False]
     assert results[0]["prob_male"] == pytest.approx(threshold)
     for result in results:
-        assert result["label"] == ("male" if result["prob_male"] >= threshold else "female")
+        assert result["pred"] == ("male" if result["prob_male"] >= threshold else "female")
 
 
 # ---------------------------------------------------------------------------------------- headless browser
@@ -458,7 +458,7 @@ def test_page_shows_label_and_confidence_for_uploaded_images(page, client: httpx
         card = cards.nth(index)
         expected = api_result(client, name, images[name], "face")
         assert card.locator("[data-testid=name]").inner_text() == name
-        assert card.locator("[data-testid=label]").inner_text().lower() == expected["label"]
+        assert card.locator("[data-testid=label]").inner_text().lower() == expected["pred"]
         assert card.locator("[data-testid=confidence]").inner_text() == shown_percent(expected["confidence"])
         meter = card.locator("[role=meter]")
         assert meter.get_attribute("aria-valuenow") == shown_percent(expected["confidence"])[:-1]
@@ -519,7 +519,7 @@ def test_page_accepts_a_dropped_image(page, client: httpx.Client) -> None:
     expect(card).to_have_count(1)
     expect(card).to_have_attribute("data-status", "ok")
     expected = api_result(client, "dropped.png", content, "hand")
-    assert card.locator("[data-testid=label]").inner_text().lower() == expected["label"]
+    assert card.locator("[data-testid=label]").inner_text().lower() == expected["pred"]
     assert card.locator("[data-testid=confidence]").inner_text() == shown_percent(expected["confidence"])
 
 
@@ -561,7 +561,7 @@ def test_nan_model_output_is_an_error_not_a_label(tmp_path: Path) -> None:
         response = post(http, [("a.png", sample_images()["noise.png"])], modality=None)
     assert response.status_code == 500, response.text
     result = response.json()["results"][0]
-    assert result["status"] == "error" and result["label"] is None and result["error"] == NON_FINITE
+    assert result["status"] == "error" and result["pred"] is None and result["error"] == NON_FINITE
 
 
 def _raw_connection(server: BackgroundServer):

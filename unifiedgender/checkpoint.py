@@ -33,22 +33,11 @@ from unifiedgender.fileio import atomic_path
 from unifiedgender.models import create_model
 from unifiedgender.models.compat import load_published, published_layout
 from unifiedgender.models.weights import load_strict, safe_torch_load, unwrap_state_dict
+from unifiedgender.runtime import Runtime
 
 FORMAT = "ugn-checkpoint/1"
 LABEL_MAP = {"female": 0, "male": 1}
 REQUIRED_KEYS = ("format", "state_dict", "arch", "backbone", "model_kwargs", "data_config")
-
-
-def bare_model(model: nn.Module) -> nn.Module:
-    """The model inside DistributedDataParallel / torch.compile wrappers."""
-    while True:
-        for attribute in ("module", "_orig_mod"):
-            inner = getattr(model, attribute, None)
-            if isinstance(inner, nn.Module):
-                model = inner
-                break
-        else:
-            return model
 
 
 def library_versions() -> dict[str, str]:
@@ -95,7 +84,7 @@ def checkpoint_payload(
     decision: Decision | None = None,
 ) -> dict[str, Any]:
     """The dict `save_checkpoint` writes; `decision` is stored when given (what predict/serve/export apply)."""
-    model = bare_model(model)
+    model = Runtime.unwrap(model)
     spec = getattr(model, "spec", None)
     if spec is None:
         raise TypeError("model was not built by unifiedgender.models.create_model (no .spec)")

@@ -158,9 +158,14 @@ class Runtime:
 
     @staticmethod
     def unwrap(model: nn.Module) -> nn.Module:
-        """The plain module under torch.compile and DDP wrappers."""
-        model = getattr(model, "_orig_mod", model)
-        return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+        """The plain module under torch.compile and DistributedDataParallel wrappers, in any order and depth."""
+        while True:
+            if isinstance(model, nn.parallel.DistributedDataParallel):
+                model = model.module
+            elif isinstance(getattr(model, "_orig_mod", None), nn.Module):  # torch.compile's OptimizedModule
+                model = model._orig_mod
+            else:
+                return model
 
     def all_gather_object(self, obj: Any) -> list[Any]:
         """Every rank's `obj`, in rank order (just [obj] when not distributed)."""
@@ -277,11 +282,6 @@ def dist_env() -> tuple[int, int, int]:
     return rank, world, local
 
 
-def is_main_process() -> bool:
-    """True on rank 0 (or outside torchrun)."""
-    return dist_env()[0] == 0
-
-
 def init_runtime(
     device: str = "auto",
     precision: str = "auto",
@@ -312,6 +312,13 @@ def init_runtime(
     if channels_last is None:  # faster for convolutions on GPUs and on CPUs (oneDNN): 1.5-2x measured on CPU
         channels_last = dev.type in ("cuda", "cpu")
     return Runtime(dev, prec, channels_last, compile, rank, world, local, cpu_group)
+
+
+def inference_runtime(device: str | torch.device | None = "auto") -> Runtime:
+    """The Runtime for prediction in one process: channels_last, and autocast on CUDA only (bf16 on GPUs with native
+    bf16, else fp16, as `resolve_precision`); fp32 on CPU and MPS."""
+    dev = resolve_device(device)
+    return Runtime(dev, resolve_precision("auto", dev) if dev.type == "cuda" else "fp32", channels_last=True)
 
 
 @contextlib.contextmanager

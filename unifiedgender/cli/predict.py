@@ -95,11 +95,11 @@ def _render_summary(summary: Any) -> None:
             console.print(f"{label}: {value}", soft_wrap=True, markup=False, highlight=False)
     if summary.subject_rows and summary.output is None:
         subjects = Table(title="per subject (mean prob_male)")
-        for column in ("subject", "images", "label", "confidence", "status"):
+        for column in ("subject", "images", "pred", "confidence", "status"):
             subjects.add_column(column)
         for row in summary.subject_rows:
             confidence = f"{row['confidence']:.3f}" if row["confidence"] is not None else ""
-            subjects.add_row(Text(row["subject"]), f"{row['n_ok']}/{row['n_images']}", row["label"], confidence, row["status"])
+            subjects.add_row(Text(row["subject"]), f"{row['n_ok']}/{row['n_images']}", row["pred"], confidence, row["status"])
         console.print(subjects)
     if summary.shift is not None and summary.shift.shifted:
         console.print(summary.shift.message(), style="yellow", soft_wrap=True, markup=False, highlight=False)

@@ -67,10 +67,10 @@ class ImageProgress:
 
 
 def _record_line(record: dict[str, Any]) -> str:
-    """`label<TAB>confidence<TAB>path` (a failed or faceless image: its status last; a face: its box)."""
+    """`pred<TAB>confidence<TAB>path` (a failed or faceless image: its status last; a face: its box)."""
     from unifiedgender.crop.face import STATUS_NO_FACE
 
-    text = f"{record['label']}\t{record['confidence']:.3f}" if record["status"] == "ok" else "failed\t"
+    text = f"{record['pred']}\t{record['confidence']:.3f}" if record["status"] == "ok" else "failed\t"
     if record["status"] == STATUS_NO_FACE:
         text = "no face\t"
     if record.get("face") is not None:

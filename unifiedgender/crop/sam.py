@@ -1,7 +1,8 @@
 """SAM2 (Meta's `sam2` package) behind two calls: load a point-prompt predictor, predict the best mask.
 
-Checkpoints are never downloaded here: the user passes an official file (see CHECKPOINT_URLS), loaded with
-``torch.load(weights_only=True)`` and a strict state-dict load that names mismatching keys.
+Checkpoints are never downloaded here: the user passes an official file (see SAM2_MODELS), read with the
+package's safe loader (`unifiedgender.models.weights.safe_torch_load`: tensors and plain data only) and loaded
+strictly (`load_strict`, which names mismatching keys).
 """
 
 from __future__ import annotations
@@ -72,28 +73,17 @@ def build_sam2_model(config: str = DEFAULT_CONFIG, image_size: int | None = None
 
 def load_checkpoint_weights(model: Any, checkpoint: str | os.PathLike[str], config: str = DEFAULT_CONFIG) -> None:
     """Load an official-format checkpoint ({"model": state_dict}) safely and strictly into `model`."""
-    import torch
+    from unifiedgender.models.weights import load_strict, safe_torch_load
 
     path = check_checkpoint(checkpoint, config)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle/zip errors, unsafe globals refused by weights_only
-        raise UserError(f"{path}: not a loadable SAM2 checkpoint ({type(exc).__name__}: {exc}); {checkpoint_help(config)}") from exc
+        payload = safe_torch_load(path)
+    except UserError as exc:  # damaged file, or pickled objects refused by weights_only
+        raise UserError(f"not a loadable SAM2 checkpoint: {exc}; {checkpoint_help(config)}") from exc
     if not isinstance(payload, dict) or not isinstance(payload.get("model"), dict):
         raise UserError(f"{path}: expected a dict with a 'model' state dict (the official SAM2 format); {checkpoint_help(config)}")
-    state = payload["model"]
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong_shape = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
-    if missing or unexpected or wrong_shape:
-        details = "; ".join(
-            f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''} ({len(keys)})"
-            for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape))
-            if keys
-        )
-        raise UserError(f"{path}: does not match --config {config} ({details}); pass the config the checkpoint was made for")
-    model.load_state_dict(state, strict=True)
+    load_strict(model, payload["model"], f"{path} (SAM2 --config {config})",
+                hint="pass the --config the checkpoint was made for")
 
 
 def check_checkpoint(checkpoint: str | os.PathLike[str] | None, config: str = DEFAULT_CONFIG) -> Path:

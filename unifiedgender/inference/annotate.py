@@ -25,7 +25,7 @@ def caption(record: dict[str, Any]) -> str:
     """'male 93%' for a prediction; 'failed: reason' otherwise."""
     if record["status"] != "ok":
         return f"failed: {record['status']}"
-    return f"{record['label']} {record['confidence'] * 100:.0f}%"
+    return f"{record['pred']} {record['confidence'] * 100:.0f}%"
 
 
 def _font(size: int) -> ImageFont.ImageFont:
@@ -50,7 +50,7 @@ def draw_label(image: Image.Image, record: dict[str, Any]) -> Image.Image:
     size = max(12, out.height // 14)
     font = _font(size)
     banner = size + 8
-    colour = COLOURS.get(record.get("label") or "", COLOURS[""])
+    colour = COLOURS.get(record.get("pred") or "", COLOURS[""])
     draw.rectangle([0, out.height - banner, out.width, out.height], fill=(0, 0, 0))
     if record["status"] == "ok":
         draw.rectangle([0, out.height - 4, int(out.width * record["confidence"]), out.height], fill=colour)
@@ -68,7 +68,7 @@ def draw_faces(image: Image.Image, records: list[dict[str, Any]]) -> Image.Image
     for record in records:
         if record.get("face") is None:
             continue
-        colour = COLOURS.get(record.get("label") or "", COLOURS[""])
+        colour = COLOURS.get(record.get("pred") or "", COLOURS[""])
         x0, y0, x1, y1 = record["x0"], record["y0"], record["x1"] - 1, record["y1"] - 1
         draw.rectangle((x0, y0, x1, y1), outline=colour, width=width)
         text = f"{record['face']}: {caption(record)}"
@@ -154,7 +154,7 @@ class ContactSheet:
             thumb.thumbnail((THUMB, THUMB))
             tile.paste(thumb, ((THUMB - thumb.width) // 2, (THUMB - thumb.height) // 2))
         draw = ImageDraw.Draw(tile)
-        colour = COLOURS.get(record.get("label") or "", COLOURS[""])
+        colour = COLOURS.get(record.get("pred") or "", COLOURS[""])
         draw.rectangle([0, THUMB, THUMB, THUMB + CAPTION], fill=colour)
         for y, text, size in ((THUMB + 2, caption(record), 12), (THUMB + 17, os.path.basename(record["path"]), 11)):
             draw.text((4, y), fit_text(draw, text, _font(size), THUMB - 8), fill=(255, 255, 255), font=_font(size))

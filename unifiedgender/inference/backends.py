@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from typing import Any, Protocol
 
@@ -13,7 +12,7 @@ import torch
 from unifiedgender.decision import calibrated_probs
 from unifiedgender.errors import UserError
 from unifiedgender.inference.onnx_io import LogitModel, onnx_has_cuda, sample_inputs, trace_onnx
-from unifiedgender.runtime import AUTOCAST_DTYPES, cuda_half_precision, resolve_device
+from unifiedgender.runtime import inference_runtime
 
 ONNX_TOLERANCE = 1e-4  # max |prob_male difference| accepted when converting a PyTorch model for onnxruntime
 
@@ -35,13 +34,11 @@ class TorchBackend:
     name = "torch"
 
     def __init__(self, model: torch.nn.Module, device: str | torch.device | None = None) -> None:
-        self.device = resolve_device(device)
-        self.model = model.eval().to(self.device, memory_format=torch.channels_last)
-        self.autocast_dtype = None
+        self.runtime = inference_runtime(device)
+        self.device = self.runtime.device
+        self.model = self.runtime.prepare_model(model.eval())
         self.takes_uint8 = self.device.type == "cuda"  # on a CPU, float preprocessing in the decoding threads
         self.normalize: Any = None  # set by Predictor for uint8 input (training.augment.Normalize)
-        if self.device.type == "cuda":
-            self.autocast_dtype = AUTOCAST_DTYPES[cuda_half_precision()]
 
     def logits(self, images: torch.Tensor, modality: torch.Tensor, mirrored: bool = False) -> np.ndarray:
         return self.outputs(images, modality, mirrored)["logit"]
@@ -53,16 +50,11 @@ class TorchBackend:
         images = images.to(self.device, non_blocking=non_blocking)
         if images.dtype == torch.uint8:
             images = self.normalize(images)
-        images = images.contiguous(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=self.runtime.memory_format)
         modality = modality.to(self.device, non_blocking=non_blocking)
         if mirrored:
             images, modality = torch.cat([images, images.flip(-1)]), torch.cat([modality, modality])
-        autocast = (
-            torch.autocast(self.device.type, dtype=self.autocast_dtype)
-            if self.autocast_dtype is not None
-            else contextlib.nullcontext()
-        )
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode(), self.runtime.autocast():
             out = self.model(images, modality)
         arrays = {key: value.float().cpu().numpy() for key, value in out.items() if key in ("logit", "age_logits")}
         arrays["logit"] = arrays["logit"].reshape(-1)

@@ -59,7 +59,7 @@ class PredictBenchResult:
 
 def bench_images(folder: str | os.PathLike[str] | None, n_images: int, recursive: bool = True) -> list[str]:
     """Up to `n_images` image files from `folder` (sorted); without a folder, synthetic 250x250 JPEGs."""
-    from unifiedgender.inference.sources import iter_folder
+    from unifiedgender.inference.inputs import iter_folder
 
     if n_images < 1:
         raise UserError(f"--n-images {n_images} must be >= 1")

@@ -9,7 +9,7 @@ from typing import Any
 
 from unifiedgender.errors import UserError
 
-SUBJECT_FIELDS = ("subject", "n_images", "n_ok", "modality", "prob_male", "prob_female", "label", "confidence", "status")
+SUBJECT_FIELDS = ("subject", "n_images", "n_ok", "modality", "prob_male", "prob_female", "pred", "confidence", "status")
 
 
 def compile_group_pattern(pattern: str) -> re.Pattern[str]:
@@ -75,9 +75,9 @@ class SubjectGrouper:
             if entry.n_ok:
                 prob = entry.prob_sum / entry.n_ok
                 male = prob >= self.threshold
-                row.update(prob_male=prob, prob_female=1.0 - prob, label="male" if male else "female",
+                row.update(prob_male=prob, prob_female=1.0 - prob, pred="male" if male else "female",
                            confidence=prob if male else 1.0 - prob, status="ok")
             else:
-                row.update(prob_male=None, prob_female=None, label="", confidence=None, status="no readable image")
+                row.update(prob_male=None, prob_female=None, pred="", confidence=None, status="no readable image")
             out.append(row)
         return out

@@ -6,7 +6,7 @@ paths are decoded and transformed by a bounded thread pool a few batches ahead o
 batched: on a CPU with onnxruntime (the PyTorch model converted in memory and checked), on a GPU with PyTorch
 (`torch.inference_mode`, channels_last, autocast). A file that cannot be read becomes a record with `status`
 set to the reason; everything else is predicted. Probabilities are calibrated with the temperature stored
-with the model, and labels use its stored threshold unless one is given (unifiedgender.decision).
+with the model, and the predicted class (`pred`) uses its stored threshold unless one is given (unifiedgender.decision).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from unifiedgender.inference.backends import Backend, OnnxBackend, TorchBackend
 from unifiedgender.inference.onnx_io import onnx_has_cuda, read_onnx_metadata
 from unifiedgender.runtime import resolve_device
 
-RECORD_FIELDS = ("path", "modality", "prob_male", "prob_female", "label", "confidence", "status")
+RECORD_FIELDS = ("path", "modality", "prob_male", "prob_female", "pred", "confidence", "status")  # pred: the predicted class
 ENGINES = ("auto", "torch", "onnxruntime")
 NON_FINITE = "model output is not a number (NaN or infinite); the model's weights are broken: retrain or re-export it"
 PREFETCH_BATCHES = 2  # batches decoded ahead of the model: bounds memory to about (1 + 2) batches of tensors

@@ -13,7 +13,7 @@ from typing import Any
 from unifiedgender.decision import Threshold
 from unifiedgender.errors import UserError
 from unifiedgender.evaluation.shift import ShiftCheck, check_shift
-from unifiedgender.inference.sources import collect_inputs
+from unifiedgender.inference.inputs import collect_inputs
 from unifiedgender.inference.writers import output_format
 
 MAX_LISTED_FAILURES = 20
@@ -171,7 +171,7 @@ def _count(summary: PredictSummary, record: dict[str, Any]) -> None:
 
     if record["status"] == "ok":
         summary.n_ok += 1
-        if record["label"] == "male":
+        if record["pred"] == "male":
             summary.n_male += 1
         else:
             summary.n_female += 1

@@ -233,8 +233,9 @@ def efficientnet_pytorch_to_timm(state_dict: Mapping[str, torch.Tensor], model: 
     return renamed
 
 
-def load_strict(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
-    """load_state_dict(strict=True); a mismatch raises UserError naming missing/unexpected/mis-shaped keys."""
+def load_strict(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str,
+                hint: str = "check the architecture, backbone and flag") -> None:
+    """load_state_dict(strict=True); a mismatch raises UserError naming missing/unexpected/mis-shaped keys, then `hint`."""
     own = module.state_dict()
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
@@ -246,6 +247,6 @@ def load_strict(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor],
 
         raise UserError(
             f"{source}: weights do not match the model: missing keys: {show(missing)}; unexpected keys: "
-            f"{show(unexpected)}; shape mismatches: {show(shapes)}; check the architecture, backbone and flag"
+            f"{show(unexpected)}; shape mismatches: {show(shapes)}; {hint}"
         )
     module.load_state_dict(state_dict, strict=True)

@@ -110,7 +110,7 @@ def _predicted(predictor: ImagePredictor, name: str, modality: str | None, prob_
     if record["status"] == NON_FINITE:
         log.error("%s: %s", name, NON_FINITE)
         return _rejected(name, Rejection(500, NON_FINITE))
-    keys = ("label", "prob_male", "prob_female", "confidence")
+    keys = ("pred", "prob_male", "prob_female", "confidence")
     uncertain = near_threshold(prob_male, predictor.threshold)
     return {"name": name, "status": "ok", **{k: record[k] for k in keys}, "uncertain": uncertain, "error": None, "code": 200}
 
@@ -119,7 +119,7 @@ def _rejected(name: str, rejection: Rejection) -> dict:
     return {
         "name": name,
         "status": "error",
-        "label": None,
+        "pred": None,
         "prob_male": None,
         "prob_female": None,
         "confidence": None,

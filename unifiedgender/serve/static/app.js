@@ -142,12 +142,12 @@ async function upload({ file, card, modality }) {
 
 function showResult(card, result) {
   card.dataset.status = "ok";
-  card.dataset.label = result.label;
-  card.querySelector(".label").textContent = result.label;
+  card.dataset.pred = result.pred;
+  card.querySelector(".label").textContent = result.pred;
   card.querySelector(".confidence").textContent = percent(result.confidence);
   const bar = card.querySelector(".bar");
   bar.setAttribute("aria-valuenow", String(Math.round(result.confidence * 100)));
-  bar.setAttribute("aria-valuetext", `${percent(result.confidence)} confident: ${result.label}`);
+  bar.setAttribute("aria-valuetext", `${percent(result.confidence)} confident: ${result.pred}`);
   requestAnimationFrame(() => {
     card.querySelector(".bar-fill").style.width = percent(result.confidence);
   });
@@ -161,7 +161,7 @@ function showResult(card, result) {
       : "Uncertain: P(male) is close to the decision threshold.";
     note.hidden = false;
   }
-  announce(`${result.name}: ${result.label}${result.uncertain ? " (uncertain)" : ""}, ${percent(result.confidence)} confidence.`);
+  announce(`${result.name}: ${result.pred}${result.uncertain ? " (uncertain)" : ""}, ${percent(result.confidence)} confidence.`);
 }
 
 function showError(card, message, status) {
