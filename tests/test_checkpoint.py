@@ -195,3 +195,25 @@ def test_bad_stored_modalities_are_refused_naming_the_file(tmp_path, stored):
     torch.save(payload, tmp_path / "bad.pt")
     with pytest.raises(UserError, match=r"bad.pt: checkpoint 'modalities' .* is not a list drawn from hand, face"):
         load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_every_checkpoint_read_goes_through_the_safe_loader():
+    """torch.load is called in one function, models/weights.safe_torch_load (weights_only=True); everything else
+    (checkpoints, last.pt, pretrained weights, SAM2 files) reads through it."""
+    import ast
+    from pathlib import Path
+
+    import unifiedgender
+
+    package = Path(unifiedgender.__file__).parent
+    callers = set()
+    for path in sorted(package.rglob("*.py")):
+        where: dict[int, str] = {}  # call node -> the innermost function holding it (ast.walk goes outside in)
+        for scope in ast.walk(ast.parse(path.read_text())):
+            if isinstance(scope, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef)):
+                for node in ast.walk(scope):
+                    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load"
+                            and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch"):
+                        where[id(node)] = getattr(scope, "name", "<module>")
+        callers |= {(str(path.relative_to(package)), name) for name in where.values()}
+    assert callers == {("models/weights.py", "safe_torch_load")}, callers

@@ -30,11 +30,6 @@ class GenderModel(nn.Module):
     spec: dict[str, Any]
     weights_source: str
 
-    @property
-    def hand_face_only(self) -> bool:
-        """Read by training/trainer.py until it reads `modalities` itself; then this property goes."""
-        return tuple(self.modalities) == HAND_FACE
-
     def head_modules(self) -> list[nn.Module]:
         """The modules that are not the backbone (always trainable under every freezing code)."""
         return [m for name, m in self.named_children() if name != "backbone"]
