@@ -60,6 +60,7 @@ def test_sigterm_to_torchrun_saves_once_for_both_ranks_and_resume_auto_finishes(
     assert list(pd.read_csv(out / "history.csv")["epoch"]) == [1, 2]
 
 
+@pytest.mark.slow  # two torchrun processes per case, about 20 s each
 @pytest.mark.parametrize("arch, extras, setting", [("mag", "_gating=hard", "modality_lambda: 0"),
                                                     ("multitask", "", "age_weight: 0")])
 def test_ddp_with_parameters_that_get_no_gradient(tmp_path, arch, extras, setting):

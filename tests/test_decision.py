@@ -125,6 +125,7 @@ def models(tmp_path_factory, images):
     return paths, raw_probs, probs, cut
 
 
+@pytest.mark.slow
 def test_stored_temperature_and_threshold_are_what_predict_uses(models, images, tmp_path, capsys):
     from unifiedgender.inference import Predictor
 
@@ -213,6 +214,7 @@ def manifest(tmp_path_factory, images):
     return path
 
 
+@pytest.mark.slow
 def test_evaluate_uses_the_stored_threshold_and_reports_ba_at_half_calibration_and_shift(
         models, manifest, tmp_path, monkeypatch, capsys):
     from sklearn.metrics import balanced_accuracy_score

@@ -38,7 +38,7 @@ def reference(ckpt, images, modality):
     return batch, index, logits, info
 
 
-@pytest.mark.parametrize(("arch", "flag"), [("umcc", False), ("umcc", True), ("mag", False)])
+@pytest.mark.parametrize(("arch", "flag"), [pytest.param("umcc", False, marks=pytest.mark.slow), ("umcc", True), ("mag", False)])
 def test_onnx_matches_pytorch_at_any_batch_size(tmp_path, images, arch, flag):
     ckpt = make_checkpoint(tmp_path / "m.pt", arch=arch, flag=flag)
     result = export_checkpoint(ckpt, "onnx")

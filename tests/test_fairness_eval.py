@@ -304,6 +304,7 @@ def test_group_plot_keeps_its_legend_off_the_bars_and_shows_na_and_counts():
     assert sum(p.get_height() for p in figure.axes[1].patches) == len(y)
 
 
+@pytest.mark.slow
 def test_writing_plots_leaves_the_matplotlib_backend_and_pyplot_alone(tmp_path):
     """Plots are drawn on their own Agg canvases: importing the module and writing the PNGs neither switches the
     program's backend (it was switched globally at import) nor opens pyplot figures."""
