@@ -5,8 +5,10 @@
 # Runs (RUNS; default "plain framed"):
 #   plain         the face recipe on LFW's frames as they are (--no-face-crop: the "before")
 #   framed        the face recipe with the offline face detector's framing (--face-crop)
-#   framed_ar     framed + RandAugment (tag code Ar)          framed_am     framed + mixup/cutmix (Am)
-#   framed_160    framed at 160 px                            framed_lite2  framed, EfficientNet-Lite2 weights
+#   part-4 candidates (each the framed run with one change; the recipe has used Ar since validation chose it):
+#   framed_af     full augmentation (Af, the recipe before)   framed_ar     RandAugment (Ar, = framed now)
+#   framed_am     Af + mixup/cutmix (Am)                      framed_160    160 px
+#   framed_lite2  EfficientNet-Lite2 weights, Af
 # Per run: RUN/report (LFW test, threshold chosen on LFW validation, mirror TTA), RUN/report_utk (utkface_dev,
 # the same threshold), RUN/report_utk_05 (utkface_dev at 0.5) and RUN/report_utk_eer (threshold at the equal
 # error rate of LFW validation); the last two re-read RUN/report_utk's predictions (no new prediction).
@@ -40,11 +42,12 @@ cross_flags() {
   case "$1" in
     plain)        RUN_FLAGS=(--no-face-crop) ;;
     framed)       RUN_FLAGS=(--face-crop) ;;
+    framed_af)    RUN_FLAGS=(--face-crop --tag "${lite0}_Af_Lw_Z0") ;;
     framed_ar)    RUN_FLAGS=(--face-crop --tag "${lite0}_Ar_Lw_Z0") ;;
     framed_am)    RUN_FLAGS=(--face-crop --tag "${lite0}_Am_Lw_Z0") ;;
     framed_160)   RUN_FLAGS=(--face-crop --image-size 160) ;;
     framed_lite2) RUN_FLAGS=(--face-crop --tag tf_efficientnet_lite2.in1k_F0_Af_Lw_Z0) ;;
-    *) echo "unknown run '$1' (plain, framed, framed_ar, framed_am, framed_160, framed_lite2)" >&2; exit 2 ;;
+    *) echo "unknown run '$1' (plain, framed, framed_af, framed_ar, framed_am, framed_160, framed_lite2)" >&2; exit 2 ;;
   esac
 }
 BUDGET=()   # cpu profile: EPOCHS / SIZE replace the recipe's (the full and tiny profiles set their own)
