@@ -5,9 +5,9 @@
 # Runs (RUNS; default "plain framed"):
 #   plain         the face recipe on LFW's frames as they are (--no-face-crop: the "before")
 #   framed        the face recipe with the offline face detector's framing (--face-crop)
-#   part-4 candidates (each the framed run with one change; the recipe has used Ar since validation chose it):
-#   framed_af     full augmentation (Af, the recipe before)   framed_ar     RandAugment (Ar, = framed now)
-#   framed_am     Af + mixup/cutmix (Am)                      framed_160    160 px
+#   part-4 candidates, framed with one change each (validation chose framed_lite2: the recipe now, = framed):
+#   framed_af     EfficientNet-Lite0, Af (the recipe before)  framed_ar     Lite0, RandAugment (Ar)
+#   framed_am     Lite0, Af + mixup/cutmix (Am)               framed_160    the recipe at 160 px
 #   framed_lite2  EfficientNet-Lite2 weights, Af
 # Per run: RUN/report (LFW test, threshold chosen on LFW validation, mirror TTA), RUN/report_utk (utkface_dev,
 # the same threshold), RUN/report_utk_05 (utkface_dev at 0.5) and RUN/report_utk_eer (threshold at the equal
