@@ -365,3 +365,12 @@ def test_summarize_folds_gives_mean_and_sample_sd(tmp_path: Path) -> None:
     assert lines[4].endswith("| 0.700 | 0.900 | n/a | n/a | 0.500 / n/a |")
     # BA 0.8, 0.9, 0.7: mean 0.8, sample sd 0.1; age exact over the two folds that have it: 0.55 ± 0.0707
     assert lines[-1] == "| mean ± sd (3 folds) | | | 0.800 ± 0.100 | 0.900 ± 0.000 | 0.550 ± 0.071 | 0.900 ± 0.000 | |"
+
+
+def test_fingerprint_cnn_on_preprocessed_prints_is_the_baseline_plus_the_steps(tmp_path: Path) -> None:
+    result = run_script(EXPERIMENTS / "fingerprints.sh", tmp_path, DRY_RUN="1", UGN="true",
+                        RUNS="mobilenet_v2 mobilenet_v2_pre")
+    assert result.returncode == 0, result.stderr
+    base, pre = [line for line in result.stdout.splitlines() if line.startswith("ugn train")]
+    parse_ugn_command(pre)
+    assert pre.replace("/mobilenet_v2_pre ", "/mobilenet_v2 ") == base + " --preprocess crop+clahe+gabor"
