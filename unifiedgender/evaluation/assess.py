@@ -15,6 +15,7 @@ from unifiedgender.evaluation.fairness import fairness_report
 from unifiedgender.evaluation.metrics import (
     METRIC_NAMES, binary_metrics, confusion, expected_calibration_error, majority_baseline,
 )
+from unifiedgender.evaluation.predictions import PRED, PROB, pred_labels
 from unifiedgender.evaluation.shift import check_shift
 from unifiedgender.evaluation.table import EvaluationTable, prepare_table, subject_level
 from unifiedgender.evaluation.thresholds import select_threshold
@@ -106,8 +107,7 @@ def labelled(predictions: pd.DataFrame, threshold: float) -> pd.DataFrame:
     """A copy whose `pred` is male/female at `threshold` (empty where prob_male is missing): the file beside
     a report labels rows as the report counts them."""
     table = predictions.copy()
-    probs = pd.to_numeric(table["prob_male"], errors="coerce")
-    table["pred"] = np.where(probs.isna(), "", np.where(probs >= threshold, "male", "female"))
+    table[PRED] = pred_labels(pd.to_numeric(table[PROB], errors="coerce"), threshold)
     return table
 
 
