@@ -9,6 +9,9 @@
 #   framed_af     EfficientNet-Lite0, Af (the recipe before)  framed_ar     Lite0, RandAugment (Ar)
 #   framed_am     Lite0, Af + mixup/cutmix (Am)               framed_160    the recipe at 160 px
 #   framed_lite2  EfficientNet-Lite2 weights, Af
+#   dlib's face-recognition ResNet (dlib-face_resnet.v1, 150 px chips at its own 0.25 margin), framed:
+#   dlib_probe    linear probe (Z1) on its 128-D descriptor, no augmentation, lr 0.01
+#   dlib_probe_af the probe with full augmentation (Af)      dlib_ft       whole network fine-tuned (Z0), Af
 # Per run: RUN/report (LFW test, threshold chosen on LFW validation, mirror TTA), RUN/report_utk (utkface_dev,
 # the same threshold), RUN/report_utk_05 (utkface_dev at 0.5) and RUN/report_utk_eer (threshold at the equal
 # error rate of LFW validation); the last two re-read RUN/report_utk's predictions (no new prediction).
@@ -38,7 +41,7 @@ case "$PROFILE" in
 esac
 # cross_flags RUN: the ugn train flags that make RUN out of the face recipe.
 cross_flags() {
-  local lite0=tf_efficientnet_lite0.in1k_F0
+  local lite0=tf_efficientnet_lite0.in1k_F0 dlib=dlib-face_resnet.v1_F0
   case "$1" in
     plain)        RUN_FLAGS=(--no-face-crop) ;;
     framed)       RUN_FLAGS=(--face-crop) ;;
@@ -47,7 +50,10 @@ cross_flags() {
     framed_am)    RUN_FLAGS=(--face-crop --tag "${lite0}_Am_Lw_Z0") ;;
     framed_160)   RUN_FLAGS=(--face-crop --image-size 160) ;;
     framed_lite2) RUN_FLAGS=(--face-crop --tag tf_efficientnet_lite2.in1k_F0_Af_Lw_Z0) ;;
-    *) echo "unknown run '$1' (plain, framed, framed_af, framed_ar, framed_am, framed_160, framed_lite2)" >&2; exit 2 ;;
+    dlib_probe)   RUN_FLAGS=(--face-crop --image-size 150 --lr 0.01 --tag "${dlib}_An_Lw_Z1") ;;
+    dlib_probe_af) RUN_FLAGS=(--face-crop --image-size 150 --lr 0.01 --tag "${dlib}_Af_Lw_Z1") ;;
+    dlib_ft)      RUN_FLAGS=(--face-crop --image-size 150 --lr 3e-4 --tag "${dlib}_Af_Lw_Z0") ;;
+    *) echo "unknown run '$1' (plain, framed, framed_af, framed_ar, framed_am, framed_160, framed_lite2, dlib_probe, dlib_probe_af, dlib_ft)" >&2; exit 2 ;;
   esac
 }
 BUDGET=()   # cpu profile: EPOCHS / SIZE replace the recipe's (the full and tiny profiles set their own)

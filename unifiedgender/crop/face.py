@@ -11,11 +11,11 @@ pixels are repeated. The same framing applied to any photo or dataset gives the 
 from __future__ import annotations
 
 import functools
-import importlib.util
 import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -42,14 +42,19 @@ class Face:
     angle: float  # rotation of the square, radians (dlib's convention)
 
 
+def face_margin(data_config: Mapping[str, Any]) -> float:
+    """The framing margin for a model: the one it was trained with (`face_crop`), else the one its backbone's
+    weights expect (`face_margin`, e.g. dlib's face network), else `FACE_PADDING`."""
+    return float(data_config.get("face_crop", data_config.get("face_margin", FACE_PADDING)))
+
+
 def landmark_model_path() -> Path:
-    """The 5-point landmark model shipped by `face_recognition_models` (found without importing it)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise UserError(f"the face detector needs the face-recognition-models package; {INSTALL_HINT}")
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / LANDMARK_MODEL
-    if not path.is_file():
-        raise UserError(f"{path} is missing; reinstall face-recognition-models ({INSTALL_HINT})")
+    """The 5-point landmark model shipped by `face_recognition_models`."""
+    from unifiedgender.models.weights import face_models_file
+
+    path = face_models_file(LANDMARK_MODEL)
+    if path is None:
+        raise UserError(f"the face detector needs {LANDMARK_MODEL} from the face-recognition-models package; {INSTALL_HINT}")
     return path
 
 

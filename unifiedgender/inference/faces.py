@@ -2,7 +2,7 @@
 
 One record per detected face (largest first) with its box in the photo; a photo without a face gives one record
 with status "no face found", an unreadable one a record with the reason. The faces are framed with the model's
-own `face_crop` margin when it has one (the framing it was trained on), else with the default margin.
+own `face_crop` margin when it has one (the framing it was trained on), else with its backbone's (crop.face.face_margin).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from unifiedgender.crop.face import FACE_PADDING, STATUS_NO_FACE, Face, face_detector
+from unifiedgender.crop.face import STATUS_NO_FACE, Face, face_detector, face_margin
 from unifiedgender.data.images import ImageReadError, load_image
 from unifiedgender.inference.predictor import Predictor
 
@@ -57,7 +57,7 @@ def predict_faces(
     predictor: Predictor, paths: Iterable[str | os.PathLike[str]], modality: str | None = "face", workers: int = 1
 ) -> Iterator[list[dict[str, Any]]]:
     """Per photo, in order: its face records (see the module docstring); photos are detected by `workers` threads."""
-    padding = float(predictor.data_config.get("face_crop", FACE_PADDING))
+    padding = face_margin(predictor.data_config)
     face_detector(padding)  # load once before the threads start
     mode = predictor.mode
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="ugn-faces") as pool:

@@ -1,4 +1,5 @@
-"""One factory for feature-extractor backbones: any timm model, or a torchvision model named `tv-<name>`.
+"""One factory for feature-extractor backbones: any timm model, a torchvision model named `tv-<name>`, or
+dlib's face-recognition network `dlib-face_resnet.v1` (models/dlib_face.py).
 
 A backbone maps images [B,C,H,W] to pooled features [B, num_features]. Names carry the pretrained tag:
 `tf_efficientnetv2_s.in1k` (timm), `tv-mobilenet_v2.imagenet1k_v1` (torchvision weights enum, lower case).
@@ -22,6 +23,7 @@ from unifiedgender.errors import UserError
 from unifiedgender.models import weights as W
 
 TORCHVISION_PREFIX = "tv-"
+DLIB_FACE_BACKBONE = "dlib-face_resnet.v1"
 # torchvision families: attribute(s) holding the ImageNet head, stem modules, stage container(s)
 _TV_FAMILIES: dict[str, dict[str, Any]] = {
     "resnet": {"heads": ("fc",), "stem": ("conv1", "bn1"), "stages": ("layer1", "layer2", "layer3", "layer4")},
@@ -72,6 +74,8 @@ def create_backbone(name: str, pretrained: str | os.PathLike[str] = "default", *
     pretrained = str(pretrained)
     if pretrained not in ("default", "none") and not Path(pretrained).is_file():
         raise UserError(f"weights file not found: {pretrained}; pass an existing file, 'default' or 'none'")
+    if name.startswith("dlib-"):
+        return _dlib_face_backbone(name, pretrained, in_chans)
     if is_torchvision(name):
         if in_chans != 3:
             raise UserError(f"backbone '{name}': torchvision backbones take 3 channels; use a timm backbone for in_chans={in_chans}")
@@ -199,6 +203,31 @@ def _timm_data_config(module: nn.Module, in_chans: int) -> dict[str, Any]:
         "crop_pct": float(cfg["crop_pct"]),
         "crop_mode": str(cfg.get("crop_mode", "center")),
     }
+
+
+# ---------------------------------------------------------------- dlib
+
+
+def _dlib_face_backbone(name: str, pretrained: str, in_chans: int) -> Backbone:
+    from unifiedgender.models.dlib_face import DLIB_DATA_CONFIG, DLIB_FACE_FILE, DLIB_FACE_MARGIN, DlibFaceResNet, dlib_state_dict
+
+    if name.partition(".")[0] != DLIB_FACE_BACKBONE.partition(".")[0] or name.partition(".")[2] not in ("", "v1"):
+        raise UserError(f"unknown dlib backbone '{name}'; the one dlib backbone is {DLIB_FACE_BACKBONE}")
+    if in_chans != 3:
+        raise UserError(f"backbone '{name}' takes 3-channel (RGB) faces, not in_chans={in_chans}")
+    module = DlibFaceResNet()
+    source = "none"
+    if pretrained != "none":
+        path = Path(pretrained) if pretrained != "default" else (
+            W.find_local_file([DLIB_FACE_FILE]) or W.face_models_file(DLIB_FACE_FILE))
+        if path is None:
+            raise UserError(f"backbone '{DLIB_FACE_BACKBONE}' needs {DLIB_FACE_FILE}: pip install face-recognition-models "
+                            f"(or put the file in ${W.WEIGHTS_ENV}), or choose --pretrained none")
+        state_dict = dlib_state_dict(path) if path.suffix == ".dat" else _backbone_part(W.read_weights_file(path))
+        W.load_strict(module, state_dict, f"{path} (as backbone '{DLIB_FACE_BACKBONE}')")
+        source = str(path)
+    data_config = {**DLIB_DATA_CONFIG, "face_margin": DLIB_FACE_MARGIN}
+    return Backbone(module, module.num_features, data_config, DLIB_FACE_BACKBONE, source, module.groups())
 
 
 # ---------------------------------------------------------------- torchvision

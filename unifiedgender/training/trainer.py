@@ -96,9 +96,9 @@ class Trainer:
         if cfg.preprocess:  # recorded in the data config, so the checkpoint's users apply it too
             model.data_config = {**model.data_config, "preprocess": cfg.preprocess}
         if cfg.face_crop:
-            from unifiedgender.crop.face import FACE_PADDING
+            from unifiedgender.crop.face import face_margin
 
-            model.data_config = {**model.data_config, "face_crop": FACE_PADDING}
+            model.data_config = {**model.data_config, "face_crop": face_margin(model.data_config)}
         data_config = model.data_config
         apply_freezing(model, self.tag.freeze)
         self.data_config = data_config

@@ -1,0 +1,225 @@
+"""dlib's face-recognition ResNet as a PyTorch backbone: `dlib-face_resnet.v1`.
+
+dlib ships a 29-layer residual network trained to tell about 7,500 identities apart on about 3 million faces
+(metric learning; it never saw gender labels, and Davis King left LFW's people out of its training set).
+Its 128-D descriptor of an aligned 150 px face chip is a face representation learned on far more people than
+any of our training sets, which is what a gender head needs to transfer across datasets. The weights come with
+the `face-recognition-models` package (`dlib_face_recognition_resnet_model_v1.dat`, public domain), no download.
+
+The .dat file is dlib's own binary serialization. It is read here without dlib and without pickle: a bounds-
+checked scan for the layer records (`con_`, `affine_`, `max_pool_`, `avg_pool_`, `fc_`) whose tensors are raw
+little-endian float32, checked against the shape of the network. The PyTorch module reproduces dlib's
+computation, including its input scaling ((pixel - channel mean) / 256) and its residual sum over tensors of
+different sizes (zero-padded at the end), so its descriptors match dlib's to float precision (tests).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from unifiedgender.errors import UserError
+
+DLIB_FACE_FILE = "dlib_face_recognition_resnet_model_v1.dat"
+DLIB_INPUT_SIZE = 150  # dlib's input_rgb_image_sized<150>
+DLIB_FACE_MARGIN = 0.25  # dlib frames its chips with this padding (get_face_chip_details(shape, 150, 0.25))
+DLIB_CHANNEL_MEAN = (122.782, 117.001, 104.298)  # input_rgb_image's averages, subtracted before / 256
+_RECORD = re.compile(rb"\x01[\x04-\x0a](con_[45]|affine_|max_pool_2|avg_pool_2|fc_2)")
+
+
+@dataclass(frozen=True)
+class _Layer:
+    kind: str  # "con", "affine", "max_pool", "avg_pool", "fc"
+    params: np.ndarray | None = None
+    shape: tuple[int, ...] = ()  # con: (filters, rows, cols, stride, padding); pools: (rows, cols, stride); fc: (in, out)
+
+
+class _Reader:
+    """dlib's serialization primitives over bytes, bounds-checked."""
+
+    def __init__(self, data: bytes, source: str, position: int = 0) -> None:
+        self.data, self.source, self.position = data, source, position
+
+    def fail(self, what: str) -> UserError:
+        return UserError(f"{self.source}: not a dlib face-recognition network ({what} at byte {self.position}); "
+                         f"use {DLIB_FACE_FILE} from the face-recognition-models package")
+
+    def integer(self) -> int:
+        if self.position >= len(self.data):
+            raise self.fail("file ends early")
+        head = self.data[self.position]
+        size = head & 0x0F
+        if size > 8 or self.position + 1 + size > len(self.data):
+            raise self.fail("bad integer")
+        value = int.from_bytes(self.data[self.position + 1 : self.position + 1 + size], "little")
+        self.position += 1 + size
+        return -value if head & 0x80 else value
+
+    def tensor(self) -> np.ndarray:
+        if self.integer() != 2:
+            raise self.fail("unknown tensor version")
+        dims = [self.integer() for _ in range(4)]
+        count = int(np.prod(dims, dtype=np.int64))
+        end = self.position + 4 * count
+        if min(dims) < 0 or end > len(self.data):
+            raise self.fail("tensor larger than the file")
+        values = np.frombuffer(self.data, "<f4", count, self.position).astype(np.float32)
+        self.position = end
+        return values
+
+
+def read_dlib_layers(path: str | os.PathLike[str]) -> list[_Layer]:
+    """The parameterised and pooling layers of a dlib DNN file, input first."""
+    data = Path(path).read_bytes()
+    reader = _Reader(data, str(path))
+    layers: list[_Layer] = []
+    while (match := _RECORD.search(data, reader.position)) is not None:
+        reader.position = match.end()
+        name = match.group(1).decode()
+        if name.startswith("con_"):
+            params = reader.tensor()
+            filters, rows, cols, stride_y, stride_x, pad_y, pad_x = (reader.integer() for _ in range(7))
+            if stride_y != stride_x or pad_y != pad_x or rows != cols:
+                raise reader.fail("non-square convolution")
+            layers.append(_Layer("con", params, (filters, rows, cols, stride_y, pad_y)))
+        elif name == "affine_":
+            layers.append(_Layer("affine", reader.tensor()))
+        elif name == "fc_2":
+            outputs, inputs = reader.integer(), reader.integer()
+            params = reader.tensor()
+            if params.size != inputs * outputs:
+                raise reader.fail("fully connected layer with a bias")
+            layers.append(_Layer("fc", params, (inputs, outputs)))
+        else:
+            rows, cols, stride_y, stride_x, pad_y, pad_x = (reader.integer() for _ in range(6))
+            layers.append(_Layer(name[:-2], None, (rows, cols, stride_y, pad_y)))
+    return layers
+
+
+class _Affine(nn.Module):
+    """dlib's affine layer (batch norm folded into a per-channel scale and shift)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
+def _padded_sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """dlib's add_prev: the sum over the larger of the two shapes, each tensor zero-padded at the end."""
+    channels, height, width = (max(a.shape[i], b.shape[i]) for i in (1, 2, 3))
+
+    def pad(t: torch.Tensor) -> torch.Tensor:
+        return F.pad(t, (0, width - t.shape[3], 0, height - t.shape[2], 0, channels - t.shape[1]))
+
+    return pad(a) + pad(b)
+
+
+class _Residual(nn.Module):
+    """conv-affine-relu-conv-affine plus the input (average-pooled 2x2 when the block downsamples), then relu."""
+
+    def __init__(self, channels_in: int, channels: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels_in, channels, 3, stride, 0 if stride > 1 else 1)
+        self.affine1 = _Affine(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1)
+        self.affine2 = _Affine(channels)
+        self.downsample = stride > 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.affine2(self.conv2(F.relu(self.affine1(self.conv1(x)))))
+        shortcut = F.avg_pool2d(x, 2, 2) if self.downsample else x
+        return F.relu(_padded_sum(y, shortcut))
+
+
+# (channels, stride) of the residual blocks, input first: dlib's alevel4 ... alevel0
+DLIB_FACE_BLOCKS = [(32, 1)] * 3 + [(64, 2)] + [(64, 1)] * 3 + [(128, 2)] + [(128, 1)] * 2 + [(256, 2)] + [(256, 1)] * 2 + [(256, 2)]
+
+
+class DlibFaceResNet(nn.Module):
+    """Input standardised with `DLIB_DATA_CONFIG` (i.e. (pixel - mean) / 256) -> the 128-D face descriptor."""
+
+    num_features = 128
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 32, 7, 2, 0), _Affine(32), nn.ReLU(), nn.MaxPool2d(3, 2))
+        blocks, channels_in = [], 32
+        for channels, stride in DLIB_FACE_BLOCKS:
+            blocks.append(_Residual(channels_in, channels, stride))
+            channels_in = channels
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(channels_in, self.num_features, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.blocks(self.stem(x)).mean((2, 3)))
+
+    def groups(self) -> list[list[str]]:
+        """Parameter names as [stem, block 1, ..., block N + descriptor layer] (for the Z2/Z3 policies)."""
+        names = [n for n, _ in self.named_parameters()]
+        groups = [[n for n in names if n.startswith("stem.")]]
+        groups += [[n for n in names if n.startswith(f"blocks.{i}.")] for i in range(len(self.blocks))]
+        groups[-1] += [n for n in names if n.startswith("fc.")]
+        return groups
+
+
+DLIB_DATA_CONFIG = {
+    "input_size": [3, DLIB_INPUT_SIZE, DLIB_INPUT_SIZE],
+    "mean": [m / 255 for m in DLIB_CHANNEL_MEAN],
+    "std": [256 / 255] * 3,
+    "interpolation": "bilinear",
+    "crop_pct": 1.0,
+    "crop_mode": "center",
+}
+
+
+def dlib_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """The state dict of `DlibFaceResNet` from dlib's .dat file; UserError when the file holds another network."""
+    layers = read_dlib_layers(path)
+    expected = DlibFaceResNet()
+    convs = [m for m in expected.modules() if isinstance(m, nn.Conv2d)]
+    affines = [m for m in expected.modules() if isinstance(m, _Affine)]
+    found_convs = [layer for layer in layers if layer.kind == "con"]
+    found_affines = [layer for layer in layers if layer.kind == "affine"]
+    found_fc = [layer for layer in layers if layer.kind == "fc"]
+    problem = None
+    if len(found_convs) != len(convs) or len(found_affines) != len(affines) or len(found_fc) != 1:
+        problem = f"{len(found_convs)} convolutions, {len(found_affines)} affine layers, {len(found_fc)} fc layers"
+    else:
+        for conv, layer in zip(convs, found_convs):
+            wanted = (conv.out_channels, conv.kernel_size[0], conv.kernel_size[1], conv.stride[0], conv.padding[0])
+            if layer.shape != wanted or layer.params.size != conv.weight.numel() + conv.out_channels:
+                problem = f"a convolution {layer.shape} where {wanted} was expected"
+                break
+        if found_fc[0].shape != (expected.fc.in_features, expected.fc.out_features):
+            problem = f"a descriptor layer {found_fc[0].shape}"
+    if problem:
+        raise UserError(f"{path}: not dlib's face-recognition ResNet ({problem}); use {DLIB_FACE_FILE} "
+                        "from the face-recognition-models package")
+    tensors = []
+    for conv, layer in zip(convs, found_convs):
+        split = conv.weight.numel()
+        tensors += [torch.from_numpy(layer.params[:split]).view_as(conv.weight), torch.from_numpy(layer.params[split:])]
+    weights = iter(tensors)
+    state = {}
+    for name, module in expected.named_modules():
+        if isinstance(module, nn.Conv2d):
+            state[f"{name}.weight"], state[f"{name}.bias"] = next(weights), next(weights)
+    for (name, module), layer in zip(((n, m) for n, m in expected.named_modules() if isinstance(m, _Affine)), found_affines):
+        if layer.params.size != 2 * module.weight.numel():
+            raise UserError(f"{path}: affine layer {name} holds {layer.params.size} values, not {2 * module.weight.numel()}")
+        half = module.weight.numel()
+        state[f"{name}.weight"], state[f"{name}.bias"] = torch.from_numpy(layer.params[:half]), torch.from_numpy(layer.params[half:])
+    inputs, outputs = found_fc[0].shape
+    state["fc.weight"] = torch.from_numpy(found_fc[0].params.reshape(inputs, outputs).T.copy())
+    return state
