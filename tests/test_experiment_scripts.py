@@ -374,3 +374,12 @@ def test_fingerprint_cnn_on_preprocessed_prints_is_the_baseline_plus_the_steps(t
     base, pre = [line for line in result.stdout.splitlines() if line.startswith("ugn train")]
     parse_ugn_command(pre)
     assert pre.replace("/mobilenet_v2_pre ", "/mobilenet_v2 ") == base + " --preprocess crop+clahe+gabor"
+
+
+def test_fingerprint_cnn_with_the_ridge_branch_is_the_baseline_with_another_arch(tmp_path: Path) -> None:
+    result = run_script(EXPERIMENTS / "fingerprints.sh", tmp_path, DRY_RUN="1", UGN="true",
+                        RUNS="mobilenet_v2 mobilenet_v2_ridge")
+    assert result.returncode == 0, result.stderr
+    base, ridge = [line for line in result.stdout.splitlines() if line.startswith("ugn train")]
+    parse_ugn_command(ridge)
+    assert ridge.replace("/mobilenet_v2_ridge ", "/mobilenet_v2 ") == base.replace("--arch classifier", "--arch ridge_classifier")

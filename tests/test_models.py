@@ -22,6 +22,7 @@ ARCHS = [
     ("mag", TINY, {}, (3, 64, 64), {"gate_logits": 2}),
     ("classifier", TINY, {}, (3, 64, 64), {}),
     ("resnet50_head", TINY, {}, (3, 64, 64), {}),
+    ("ridge_classifier", TINY, {}, (3, 64, 64), {}),
     ("multitask", TINY, {}, (3, 64, 64), {"age_logits": 8}),
     ("multitask", TINY, {"age_mode": "regression"}, (3, 64, 64), {"age_logits": 1}),
     ("simple_cnn", "simple_cnn", {}, (1, 96, 96), {}),
@@ -29,7 +30,7 @@ ARCHS = [
 
 
 def test_registry_lists_every_architecture():
-    assert list_archs() == ["classifier", "mag", "multitask", "resnet50_head", "simple_cnn", "umcc"]
+    assert list_archs() == ["classifier", "mag", "multitask", "resnet50_head", "ridge_classifier", "simple_cnn", "umcc"]
 
 
 @pytest.mark.parametrize("arch,backbone,kwargs,shape,extra", ARCHS, ids=lambda v: v if isinstance(v, str) else None)

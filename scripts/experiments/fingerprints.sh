@@ -5,6 +5,7 @@
 #   lite0         EfficientNet-Lite0 classifier, ImageNet weights (found offline; tf_efficientnet_lite0.in1k)
 #   mobilenet_v2  torchvision MobileNetV2 IMAGENET1K_V1 classifier (issue 8's baseline; UGN_WEIGHTS_DIR or online)
 #   mobilenet_v2_pre  mobilenet_v2 on preprocessed prints (--preprocess crop+clahe+gabor, kept in the checkpoint)
+#   mobilenet_v2_ridge  mobilenet_v2 with the ridge-spectrum branch trained jointly (--arch ridge_classifier)
 #   recipe        `ugn train --recipe fingerprint` (the tool's suggested settings), evaluated with mirror TTA
 #   ridge         `ugn data features` (ridge features of every image), then `ugn fuse`: ridge_image, ridge_person
 #   fusion        as ridge, plus the per-person stackers on the scores of SCORE_RUN (default mobilenet_v2, which
@@ -29,7 +30,7 @@ RUNS=${RUNS:-simple_cnn lite0 mobilenet_v2 recipe fusion}
 SCORE_RUN=${SCORE_RUN:-mobilenet_v2}
 LOSS=${LOSS:-Lb}      # Lw weights the minority (female) class
 AUG=${AUG:-Af}        # augmentation preset of the pretrained runs
-RUN_CHOICES="simple_cnn, lite0, mobilenet_v2, mobilenet_v2_pre, recipe, ridge, fusion"
+RUN_CHOICES="simple_cnn, lite0, mobilenet_v2, mobilenet_v2_pre, mobilenet_v2_ridge, recipe, ridge, fusion"
 case "$PROFILE" in
   full) EPOCHS=${EPOCHS:-20} SIZE=${SIZE:-224} CNN_EPOCHS=${CNN_EPOCHS:-30} SUBJECTS=0 ;;
   cpu)  EPOCHS=${EPOCHS:-3}  SIZE=${SIZE:-96} CNN_EPOCHS=${CNN_EPOCHS:-5} SUBJECTS=${SUBJECTS:-0} ;;
@@ -73,6 +74,9 @@ for run in $RUNS; do
   elif [ "$run" = mobilenet_v2_pre ]; then
     train_eval mobilenet_v2_pre "$(pretrained_tag mobilenet_v2)" classifier "$SPLIT/train.csv" "$SPLIT/val.csv" \
       "$SPLIT/test.csv" --epochs "$EPOCHS" --image-size "$SIZE" --lr "${LR:-3e-4}" --preprocess crop+clahe+gabor
+  elif [ "$run" = mobilenet_v2_ridge ]; then
+    train_eval mobilenet_v2_ridge "$(pretrained_tag mobilenet_v2)" ridge_classifier "$SPLIT/train.csv" "$SPLIT/val.csv" \
+      "$SPLIT/test.csv" --epochs "$EPOCHS" --image-size "$SIZE" --lr "${LR:-3e-4}"
   else
     classifier_run "$run" fingerprint "$SPLIT/train.csv" "$SPLIT/val.csv" "$SPLIT/test.csv"
   fi

@@ -6,7 +6,7 @@ for the modalities it accepts. Importing this package imports every architecture
 itself (`unifiedgender.models.registry`); a new architecture is one module plus one line here.
 """
 
-from unifiedgender.models import classifier, mag, multitask, resnet50_head, simple_cnn, umcc  # noqa: F401  (register)
+from unifiedgender.models import classifier, mag, multitask, resnet50_head, ridge_classifier, simple_cnn, umcc  # noqa: F401  (register)
 from unifiedgender.models.compat import load_published_checkpoint
 from unifiedgender.models.factory import create_model
 from unifiedgender.models.freezing import apply_freezing, freeze_norm_statistics

@@ -115,14 +115,11 @@ class _Affine(nn.Module):
         return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
 
 
-def _padded_sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """dlib's add_prev: the sum over the larger of the two shapes, each tensor zero-padded at the end."""
-    channels, height, width = (max(a.shape[i], b.shape[i]) for i in (1, 2, 3))
-
-    def pad(t: torch.Tensor) -> torch.Tensor:
-        return F.pad(t, (0, width - t.shape[3], 0, height - t.shape[2], 0, channels - t.shape[1]))
-
-    return pad(a) + pad(b)
+def _padded_sum(y: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
+    """dlib's add_prev: the sum over the larger of the two shapes, each tensor zero-padded at the end. In this
+    network the block output never has fewer channels, nor more rows or columns, than its shortcut."""
+    y = F.pad(y, (0, shortcut.shape[3] - y.shape[3], 0, shortcut.shape[2] - y.shape[2]))
+    return y + F.pad(shortcut, (0, 0, 0, 0, 0, y.shape[1] - shortcut.shape[1]))
 
 
 class _Residual(nn.Module):
