@@ -131,8 +131,8 @@ def faces_manifest(tmp_path: Path) -> tuple[Path, Path]:
 
 
 @pytest.mark.slow
-def test_linear_probe_trains_with_dlibs_framing_and_exports(weights_file, tmp_path):
-    """`ugn train` with the dlib backbone and --face-crop on the bundled faces: only the head trains, the checkpoint
+def test_face_recipe_trains_a_linear_probe_with_dlibs_framing_and_exports(weights_file, tmp_path):
+    """`ugn train --recipe face` on the bundled faces: the dlib backbone, only the head trains, the checkpoint
     frames faces at dlib's margin, and the ONNX export predicts what the checkpoint predicts."""
     pytest.importorskip("onnxruntime")
     from unifiedgender.checkpoint import load_checkpoint
@@ -145,11 +145,11 @@ def test_linear_probe_trains_with_dlibs_framing_and_exports(weights_file, tmp_pa
     train, val = faces_manifest(tmp_path)
     out = tmp_path / "run"
     result = CliRunner().invoke(app, [
-        "train", "--tag", f"{DLIB_FACE_BACKBONE}_F0_An_Lw_Z1", "--arch", "classifier", "--train", str(train),
-        "--val", str(val), "--output", str(out), "--epochs", "1", "--batch-size", "8", "--lr", "0.01",
-        "--workers", "0", "--cache", "memory", "--face-crop"])
+        "train", "--recipe", "face", "--train", str(train), "--val", str(val), "--output", str(out),
+        "--epochs", "1", "--batch-size", "8", "--workers", "0", "--cache", "memory"])
     assert result.exit_code == 0, result.output + repr(result.exception)
     model, info = load_checkpoint(out / "best.pt")
+    assert (info["tag"], info["arch"], info["config"]["lr"]) == (f"{DLIB_FACE_BACKBONE}_F0_An_Lw_Z1", "classifier", 0.01)
     assert info["data_config"]["face_crop"] == DLIB_FACE_MARGIN and info["data_config"]["input_size"][1:] == [150, 150]
     original = dlib_state_dict(weights_file)
     assert all(torch.equal(v, original[k]) for k, v in model.backbone.state_dict().items())  # Z1: backbone untouched

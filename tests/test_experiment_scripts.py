@@ -259,14 +259,15 @@ def test_summarize_seeds_gives_mean_and_sd_per_run_name(tmp_path: Path) -> None:
 
 
 def test_faces_cross_trains_on_lfw_only_and_evaluates_utkface_three_ways(tmp_path: Path) -> None:
-    result = run_script(EXPERIMENTS / "faces_cross.sh", tmp_path, DRY_RUN="1", UGN="true", RUNS="plain framed_lite2")
+    result = run_script(EXPERIMENTS / "faces_cross.sh", tmp_path, DRY_RUN="1", UGN="true", RUNS="plain framed_lite2 dlib_probe")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     data = tmp_path / "out" / "faces_cross" / "data"
     assert f"ugn data subset {data}/lfw.csv --per-subject 1 -o {data}/subset.csv --seed 0" in lines
     train = [line for line in lines if line.startswith("ugn train")]
     assert [line.split("--log-every-steps 50 ")[1] for line in train] == [
-        "--no-face-crop", "--face-crop --tag tf_efficientnet_lite2.in1k_F0_Af_Lw_Z0"]
+        "--no-face-crop", "--face-crop --lr 3e-4 --image-size 128 --tag tf_efficientnet_lite2.in1k_F0_Af_Lw_Z0",
+        "--face-crop --image-size 150 --lr 0.01 --tag dlib-face_resnet.v1_F0_An_Lw_Z1"]
     assert all(f"--train {data}/split/train.csv --val {data}/split/val.csv" in line for line in train)
     utk = [line for line in lines if "utkface.csv" in line or "report_utk" in line]
     assert not any(line.startswith("ugn train") for line in utk)  # never trained or tuned on utkface_dev

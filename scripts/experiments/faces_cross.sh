@@ -4,13 +4,13 @@
 # tuned or thresholded on it), with fairness by age and race. Every run starts from `ugn train --recipe face`.
 # Runs (RUNS; default "plain framed"):
 #   plain         the face recipe on LFW's frames as they are (--no-face-crop: the "before")
-#   framed        the face recipe with the offline face detector's framing (--face-crop)
-#   part-4 candidates, framed with one change each (validation chose framed_lite2: the recipe now, = framed):
-#   framed_af     EfficientNet-Lite0, Af (the recipe before)  framed_ar     Lite0, RandAugment (Ar)
-#   framed_am     Lite0, Af + mixup/cutmix (Am)               framed_160    the recipe at 160 px
-#   framed_lite2  EfficientNet-Lite2 weights, Af
-#   dlib's face-recognition ResNet (dlib-face_resnet.v1, 150 px chips at its own 0.25 margin), framed:
-#   dlib_probe    linear probe (Z1) on its 128-D descriptor, no augmentation, lr 0.01
+#   framed        the face recipe with the offline face detector's framing (--face-crop, as the recipe has it)
+#   part-4 candidates, framed, each chosen or not on LFW validation (validation chose dlib_probe: the recipe now):
+#   framed_af     EfficientNet-Lite0, Af (the recipe first)   framed_ar     Lite0, RandAugment (Ar)
+#   framed_am     Lite0, Af + mixup/cutmix (Am)               framed_160    Lite2 at 160 px
+#   framed_lite2  EfficientNet-Lite2 weights, Af, 128 px (the recipe second)
+#   dlib's face-recognition ResNet (dlib-face_resnet.v1, 150 px chips at its own 0.25 margin):
+#   dlib_probe    linear probe (Z1) on its 128-D descriptor, no augmentation, lr 0.01 (the recipe now)
 #   dlib_probe_af the probe with full augmentation (Af)      dlib_ft       whole network fine-tuned (Z0), Af
 # Per run: RUN/report (LFW test, threshold chosen on LFW validation, mirror TTA), RUN/report_utk (utkface_dev,
 # the same threshold), RUN/report_utk_05 (utkface_dev at 0.5) and RUN/report_utk_eer (threshold at the equal
@@ -39,18 +39,20 @@ case "$PROFILE" in
   cpu)  SUBJECTS=0 ;;
   tiny) SUBJECTS=40 ;;
 esac
-# cross_flags RUN: the ugn train flags that make RUN out of the face recipe.
+# cross_flags RUN: the ugn train flags that make RUN out of the face recipe. The EfficientNet candidates train at
+# lr 3e-4 and 128 px (SIZE, or 64 px in the tiny profile); dlib's network always takes its own 150 px chips.
 cross_flags() {
-  local lite0=tf_efficientnet_lite0.in1k_F0 dlib=dlib-face_resnet.v1_F0
+  local size=128; [ "$PROFILE" != tiny ] || size=64
+  local lite0=tf_efficientnet_lite0.in1k_F0 dlib=dlib-face_resnet.v1_F0 cnn=(--lr 3e-4 --image-size "${SIZE:-$size}")
   case "$1" in
     plain)        RUN_FLAGS=(--no-face-crop) ;;
     framed)       RUN_FLAGS=(--face-crop) ;;
-    framed_af)    RUN_FLAGS=(--face-crop --tag "${lite0}_Af_Lw_Z0") ;;
-    framed_ar)    RUN_FLAGS=(--face-crop --tag "${lite0}_Ar_Lw_Z0") ;;
-    framed_am)    RUN_FLAGS=(--face-crop --tag "${lite0}_Am_Lw_Z0") ;;
-    framed_160)   RUN_FLAGS=(--face-crop --image-size 160) ;;
-    framed_lite2) RUN_FLAGS=(--face-crop --tag tf_efficientnet_lite2.in1k_F0_Af_Lw_Z0) ;;
-    dlib_probe)   RUN_FLAGS=(--face-crop --image-size 150 --lr 0.01 --tag "${dlib}_An_Lw_Z1") ;;
+    framed_af)    RUN_FLAGS=(--face-crop "${cnn[@]}" --tag "${lite0}_Af_Lw_Z0") ;;
+    framed_ar)    RUN_FLAGS=(--face-crop "${cnn[@]}" --tag "${lite0}_Ar_Lw_Z0") ;;
+    framed_am)    RUN_FLAGS=(--face-crop "${cnn[@]}" --tag "${lite0}_Am_Lw_Z0") ;;
+    framed_160)   RUN_FLAGS=(--face-crop "${cnn[@]}" --image-size 160 --tag tf_efficientnet_lite2.in1k_F0_Af_Lw_Z0) ;;
+    framed_lite2) RUN_FLAGS=(--face-crop "${cnn[@]}" --tag tf_efficientnet_lite2.in1k_F0_Af_Lw_Z0) ;;
+    dlib_probe)   RUN_FLAGS=(--face-crop --image-size 150 --lr 0.01 --tag "${dlib}_An_Lw_Z1") ;;   # = framed
     dlib_probe_af) RUN_FLAGS=(--face-crop --image-size 150 --lr 0.01 --tag "${dlib}_Af_Lw_Z1") ;;
     dlib_ft)      RUN_FLAGS=(--face-crop --image-size 150 --lr 3e-4 --tag "${dlib}_Af_Lw_Z0") ;;
     *) echo "unknown run '$1' (plain, framed, framed_af, framed_ar, framed_am, framed_160, framed_lite2, dlib_probe, dlib_probe_af, dlib_ft)" >&2; exit 2 ;;
