@@ -368,19 +368,13 @@ def test_summarize_folds_gives_mean_and_sample_sd(tmp_path: Path) -> None:
     assert lines[-1] == "| mean ± sd (3 folds) | | | 0.800 ± 0.100 | 0.900 ± 0.000 | 0.550 ± 0.071 | 0.900 ± 0.000 | |"
 
 
-def test_fingerprint_cnn_on_preprocessed_prints_is_the_baseline_plus_the_steps(tmp_path: Path) -> None:
-    result = run_script(EXPERIMENTS / "fingerprints.sh", tmp_path, DRY_RUN="1", UGN="true",
-                        RUNS="mobilenet_v2 mobilenet_v2_pre")
+@pytest.mark.parametrize(("run", "change"), [
+    ("mobilenet_v2_pre", lambda base: base + " --preprocess crop+clahe+gabor"),
+    ("mobilenet_v2_ridge", lambda base: base.replace("--arch classifier", "--arch ridge_classifier")),
+])
+def test_fingerprint_cnn_variants_are_the_baseline_with_one_change(tmp_path: Path, run, change) -> None:
+    result = run_script(EXPERIMENTS / "fingerprints.sh", tmp_path, DRY_RUN="1", UGN="true", RUNS=f"mobilenet_v2 {run}")
     assert result.returncode == 0, result.stderr
-    base, pre = [line for line in result.stdout.splitlines() if line.startswith("ugn train")]
-    parse_ugn_command(pre)
-    assert pre.replace("/mobilenet_v2_pre ", "/mobilenet_v2 ") == base + " --preprocess crop+clahe+gabor"
-
-
-def test_fingerprint_cnn_with_the_ridge_branch_is_the_baseline_with_another_arch(tmp_path: Path) -> None:
-    result = run_script(EXPERIMENTS / "fingerprints.sh", tmp_path, DRY_RUN="1", UGN="true",
-                        RUNS="mobilenet_v2 mobilenet_v2_ridge")
-    assert result.returncode == 0, result.stderr
-    base, ridge = [line for line in result.stdout.splitlines() if line.startswith("ugn train")]
-    parse_ugn_command(ridge)
-    assert ridge.replace("/mobilenet_v2_ridge ", "/mobilenet_v2 ") == base.replace("--arch classifier", "--arch ridge_classifier")
+    base, variant = [line for line in result.stdout.splitlines() if line.startswith("ugn train")]
+    parse_ugn_command(variant)
+    assert variant.replace(f"/{run} ", "/mobilenet_v2 ") == change(base)
