@@ -64,6 +64,12 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "fp32"
 
 
+def full_precision(device_type: str) -> contextlib.AbstractContextManager:
+    """Autocast off inside a model, for computations that need float32 whatever the run's precision
+    (e.g. a power spectrum); the caller casts its inputs to float32."""
+    return torch.autocast(device_type=device_type, enabled=False)
+
+
 @dataclass
 class Runtime:
     """Where and how the model runs: device, autocast dtype, memory format, compile and DDP membership."""

@@ -20,6 +20,7 @@ from torch.nn import functional as F
 
 from unifiedgender.models.base import GenderModel
 from unifiedgender.models.registry import register_arch
+from unifiedgender.runtime import full_precision
 
 SPECTRUM_SIZE = 64  # px: prints of 96-160 px put their ridge period at 5-7 px here, well below Nyquist
 SPECTRUM_RINGS = SPECTRUM_SIZE // 2  # frequency rings 1..32 cycles per window (the DC term is left out)
@@ -48,7 +49,7 @@ class RidgeSpectrum(nn.Module):
                              persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(images.device.type, enabled=False):  # a power spectrum needs float32
+        with full_precision(images.device.type):  # a power spectrum needs float32
             return self._spectrum(images)
 
     def _spectrum(self, images: torch.Tensor) -> torch.Tensor:
