@@ -97,7 +97,11 @@ def test_other_files_are_refused_in_one_line(weights_file, tmp_path):
     noise.write_bytes(np.random.default_rng(0).integers(0, 256, 100_000, dtype=np.uint8).tobytes())
     huge = tmp_path / "huge.dat"  # a conv record claiming a tensor far larger than the file
     huge.write_bytes(b"\x01\x05con_4\x01\x02" + b"\x04\xff\xff\xff\x7f" * 4 + b"\x00" * 64)
-    for path in (landmarks, truncated, noise, huge):
+    wrapping = tmp_path / "wrapping.dat"  # dimensions whose product wraps around in 64-bit arithmetic
+    wrapping.write_bytes(b"\x01\x05con_4\x01\x02" + b"\x08" + b"\x00" * 7 + b"\x40" + b"\x01\x02" + b"\x01\x01" * 2 + b"\x00" * 64)
+    negative = tmp_path / "negative.dat"  # a negative dimension
+    negative.write_bytes(b"\x01\x05con_4\x01\x02" + b"\x81\x02" + b"\x01\x01" * 3 + b"\x00" * 64)
+    for path in (landmarks, truncated, noise, huge, wrapping, negative):
         with pytest.raises(UserError) as error:
             create_backbone(DLIB_FACE_BACKBONE, path)
         assert str(path) in str(error.value) and "\n" not in str(error.value)

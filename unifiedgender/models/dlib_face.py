@@ -15,6 +15,7 @@ different sizes (zero-padded at the end), so its descriptors match dlib's to flo
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -66,7 +67,7 @@ class _Reader:
         if self.integer() != 2:
             raise self.fail("unknown tensor version")
         dims = [self.integer() for _ in range(4)]
-        count = int(np.prod(dims, dtype=np.int64))
+        count = math.prod(dims)  # Python integers: a hostile header cannot overflow it
         end = self.position + 4 * count
         if min(dims) < 0 or end > len(self.data):
             raise self.fail("tensor larger than the file")
