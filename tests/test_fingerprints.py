@@ -243,3 +243,20 @@ def test_reading_a_feature_table_names_the_problem(tmp_path):
     pd.DataFrame({"path": ["a.png"], "subject_id": ["1"], "status": ["ok"]}).to_csv(tmp_path / "plain.csv", index=False)
     with pytest.raises(UserError, match="no 'rf_' feature columns"):
         read_feature_table(tmp_path / "plain.csv")
+
+
+@pytest.mark.slow
+def test_a_person_without_image_scores_gets_no_label_from_the_score_mean(fingerprint_splits):
+    from unifiedgender.fingerprints.fusion import STATUS_NO_SCORE
+
+    parts, features = fingerprint_splits
+    test = parts["test"]
+    missing = test["subject_id"].iloc[0]
+    result = fuse_fingerprints(split_data(parts["train"], features, None, "train"),
+                               split_data(parts["val"], features, _scores(parts["val"], 0), "val"),
+                               split_data(test, features, _scores(test[test["subject_id"] != missing], 1), "test"))
+    table = result.predictions["cnn_mean"][1]
+    absent, present = table[table["subject_id"] == missing], table[table["subject_id"] != missing]
+    assert len(absent) and absent["prob_male"].isna().all()
+    assert (absent["pred"] == "").all() and (absent["status"] == STATUS_NO_SCORE).all()  # not silently "female"
+    assert (present["status"] == "ok").all() and present["pred"].isin(["male", "female"]).all()

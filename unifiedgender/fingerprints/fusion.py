@@ -31,11 +31,13 @@ import numpy as np
 import pandas as pd
 
 from unifiedgender.errors import UserError
+from unifiedgender.evaluation.predictions import PRED, PROB, STATUS, pred_labels
 from unifiedgender.fileio import atomic_write
 from unifiedgender.fingerprints.features import feature_columns
 
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
 FOLDS = 5
+STATUS_NO_SCORE = "no score: the fusion inputs hold no value for this image or person"
 OUTPUT_COLUMNS = ("path", "subject_id", "modality", "gender", "hand", "finger", "prob_male", "pred", "status")
 
 
@@ -256,9 +258,10 @@ def _person_table(data: SplitData, people: list[str], probs: np.ndarray) -> pd.D
 
 
 def _finish(table: pd.DataFrame) -> pd.DataFrame:
+    """The predictions-table columns, labelled at 0.5 as the table's constructor labels (no score: no label)."""
     table["modality"] = table.get("modality", "fingerprint")
-    table["pred"] = np.where(table["prob_male"] >= 0.5, "male", "female")
-    table["status"] = "ok"
+    table[PRED] = pred_labels(table[PROB], 0.5)
+    table[STATUS] = np.where(table[PROB].isna(), STATUS_NO_SCORE, "ok")
     return table[[c for c in OUTPUT_COLUMNS if c in table.columns]]
 
 
