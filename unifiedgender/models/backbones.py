@@ -209,7 +209,7 @@ def _timm_data_config(module: nn.Module, in_chans: int) -> dict[str, Any]:
 
 
 def _dlib_face_backbone(name: str, pretrained: str, in_chans: int) -> Backbone:
-    from unifiedgender.models.dlib_face import DLIB_DATA_CONFIG, DLIB_FACE_FILE, DLIB_FACE_MARGIN, DlibFaceResNet, dlib_state_dict
+    from unifiedgender.models.dlib_face import DLIB_DATA_CONFIG, DLIB_FACE_FILE, DlibFaceResNet, dlib_state_dict
 
     if name.partition(".")[0] != DLIB_FACE_BACKBONE.partition(".")[0] or name.partition(".")[2] not in ("", "v1"):
         raise UserError(f"unknown dlib backbone '{name}'; the one dlib backbone is {DLIB_FACE_BACKBONE}")
@@ -226,8 +226,7 @@ def _dlib_face_backbone(name: str, pretrained: str, in_chans: int) -> Backbone:
         state_dict = dlib_state_dict(path) if path.suffix == ".dat" else _backbone_part(W.read_weights_file(path))
         W.load_strict(module, state_dict, f"{path} (as backbone '{DLIB_FACE_BACKBONE}')")
         source = str(path)
-    data_config = {**DLIB_DATA_CONFIG, "face_margin": DLIB_FACE_MARGIN}
-    return Backbone(module, module.num_features, data_config, DLIB_FACE_BACKBONE, source, module.groups())
+    return Backbone(module, module.num_features, dict(DLIB_DATA_CONFIG), DLIB_FACE_BACKBONE, source, module.groups())
 
 
 # ---------------------------------------------------------------- torchvision

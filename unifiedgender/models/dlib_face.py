@@ -178,6 +178,7 @@ DLIB_DATA_CONFIG = {
     "interpolation": "bilinear",
     "crop_pct": 1.0,
     "crop_mode": "center",
+    "face_margin": DLIB_FACE_MARGIN,  # the framing of dlib's chips, which --face-crop then uses (crop.face.face_margin)
 }
 
 
