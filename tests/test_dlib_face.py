@@ -13,11 +13,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from predict_fixtures import one_torch_thread  # noqa: F401 (autouse fixture)
-from unifiedgender.crop.face import FACE_PADDING, face_margin
+from unifiedgender.crop.face import FACE_PADDING, face_margin, face_models_file
 from unifiedgender.errors import UserError
 from unifiedgender.models.backbones import DLIB_FACE_BACKBONE, create_backbone
 from unifiedgender.models.dlib_face import DLIB_FACE_FILE, DLIB_FACE_MARGIN, DLIB_INPUT_SIZE, dlib_state_dict
-from unifiedgender.models.weights import face_models_file
 
 dlib = pytest.importorskip("dlib", reason="dlib's face network needs dlib (pip install 'unifiedgender[faces]')")
 SAMPLE = Path(__file__).resolve().parents[1] / "unifiedgender" / "sample"

@@ -11,6 +11,7 @@ pixels are repeated. The same framing applied to any photo or dataset gives the 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import math
 import threading
 from collections.abc import Mapping
@@ -48,10 +49,18 @@ def face_margin(data_config: Mapping[str, Any]) -> float:
     return float(data_config.get("face_crop", data_config.get("face_margin", FACE_PADDING)))
 
 
+def face_models_file(filename: str) -> Path | None:
+    """A model file shipped by the `face_recognition_models` package (found without importing it: its
+    `__init__` needs pkg_resources), if installed. Kept free of torch, like the detector."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "models" / filename
+    return path if path.is_file() else None
+
+
 def landmark_model_path() -> Path:
     """The 5-point landmark model shipped by `face_recognition_models`."""
-    from unifiedgender.models.weights import face_models_file
-
     path = face_models_file(LANDMARK_MODEL)
     if path is None:
         raise UserError(f"the face detector needs {LANDMARK_MODEL} from the face-recognition-models package; {INSTALL_HINT}")

@@ -209,6 +209,7 @@ def _timm_data_config(module: nn.Module, in_chans: int) -> dict[str, Any]:
 
 
 def _dlib_face_backbone(name: str, pretrained: str, in_chans: int) -> Backbone:
+    from unifiedgender.crop.face import face_models_file
     from unifiedgender.models.dlib_face import DLIB_DATA_CONFIG, DLIB_FACE_FILE, DlibFaceResNet, dlib_state_dict
 
     if name.partition(".")[0] != DLIB_FACE_BACKBONE.partition(".")[0] or name.partition(".")[2] not in ("", "v1"):
@@ -219,7 +220,7 @@ def _dlib_face_backbone(name: str, pretrained: str, in_chans: int) -> Backbone:
     source = "none"
     if pretrained != "none":
         path = Path(pretrained) if pretrained != "default" else (
-            W.find_local_file([DLIB_FACE_FILE]) or W.face_models_file(DLIB_FACE_FILE))
+            W.find_local_file([DLIB_FACE_FILE]) or face_models_file(DLIB_FACE_FILE))
         if path is None:
             raise UserError(f"backbone '{DLIB_FACE_BACKBONE}' needs {DLIB_FACE_FILE}: pip install face-recognition-models "
                             f"(or put the file in ${W.WEIGHTS_ENV}), or choose --pretrained none")

