@@ -100,7 +100,11 @@ def test_other_files_are_refused_in_one_line(weights_file, tmp_path):
     wrapping.write_bytes(b"\x01\x05con_4\x01\x02" + b"\x08" + b"\x00" * 7 + b"\x40" + b"\x01\x02" + b"\x01\x01" * 2 + b"\x00" * 64)
     negative = tmp_path / "negative.dat"  # a negative dimension
     negative.write_bytes(b"\x01\x05con_4\x01\x02" + b"\x81\x02" + b"\x01\x01" * 3 + b"\x00" * 64)
-    for path in (landmarks, truncated, noise, huge, wrapping, negative):
+    other_pool = tmp_path / "other_pool.dat"  # the real network with a 2x2 stem max pool instead of dlib's 3x3
+    record = b"\x01\nmax_pool_2\x01\x03\x01\x03"
+    assert weights_file.read_bytes().count(record) == 1
+    other_pool.write_bytes(weights_file.read_bytes().replace(record, b"\x01\nmax_pool_2\x01\x02\x01\x02"))
+    for path in (landmarks, truncated, noise, huge, wrapping, negative, other_pool):
         with pytest.raises(UserError) as error:
             create_backbone(DLIB_FACE_BACKBONE, path)
         assert str(path) in str(error.value) and "\n" not in str(error.value)

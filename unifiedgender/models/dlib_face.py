@@ -38,8 +38,8 @@ _RECORD = re.compile(rb"\x01[\x04-\x0a](con_[45]|affine_|max_pool_2|avg_pool_2|f
 @dataclass(frozen=True)
 class _Layer:
     kind: str  # "con", "affine", "max_pool", "avg_pool", "fc"
-    params: np.ndarray | None = None
-    shape: tuple[int, ...] = ()  # con: (filters, rows, cols, stride, padding); pools: (rows, cols, stride); fc: (in, out)
+    params: np.ndarray | None = None  # None for pools
+    shape: tuple[int, ...] = ()  # con: (filters, rows, cols, stride, padding); pools: (rows, cols, stride, padding); fc: (in, out)
 
 
 class _Reader:
@@ -77,7 +77,7 @@ class _Reader:
 
 
 def read_dlib_layers(path: str | os.PathLike[str]) -> list[_Layer]:
-    """The parameterised and pooling layers of a dlib DNN file, input first."""
+    """The parameterised and pooling layers of a dlib DNN file, input first (pools: to check the network's shape)."""
     data = Path(path).read_bytes()
     reader = _Reader(data, str(path))
     layers: list[_Layer] = []
@@ -182,43 +182,51 @@ DLIB_DATA_CONFIG = {
 }
 
 
+def _expected_pools() -> list[tuple[str, tuple[int, ...]]]:
+    """The pooling records of dlib's file, input first: the stem's 3x3/2 max pool, a 2x2/2 average pool per
+    downsampling block, then the global average (dlib writes it as a 0x0 window, stride 1)."""
+    downsampling = sum(stride > 1 for _, stride in DLIB_FACE_BLOCKS)
+    return [("max_pool", (3, 3, 2, 0))] + [("avg_pool", (2, 2, 2, 0))] * downsampling + [("avg_pool", (0, 0, 1, 0))]
+
+
 def dlib_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """The state dict of `DlibFaceResNet` from dlib's .dat file; UserError when the file holds another network."""
     layers = read_dlib_layers(path)
     expected = DlibFaceResNet()
-    convs = [m for m in expected.modules() if isinstance(m, nn.Conv2d)]
-    affines = [m for m in expected.modules() if isinstance(m, _Affine)]
+    convs = [(n, m) for n, m in expected.named_modules() if isinstance(m, nn.Conv2d)]
+    affines = [(n, m) for n, m in expected.named_modules() if isinstance(m, _Affine)]
     found_convs = [layer for layer in layers if layer.kind == "con"]
     found_affines = [layer for layer in layers if layer.kind == "affine"]
     found_fc = [layer for layer in layers if layer.kind == "fc"]
+    found_pools = [(layer.kind, layer.shape) for layer in layers if layer.kind.endswith("_pool")]
     problem = None
     if len(found_convs) != len(convs) or len(found_affines) != len(affines) or len(found_fc) != 1:
         problem = f"{len(found_convs)} convolutions, {len(found_affines)} affine layers, {len(found_fc)} fc layers"
+    elif found_pools != _expected_pools():
+        problem = f"pooling layers {found_pools}"
+    elif found_fc[0].shape != (expected.fc.in_features, expected.fc.out_features):
+        problem = f"a descriptor layer {found_fc[0].shape}"
     else:
-        for conv, layer in zip(convs, found_convs):
+        for (_, conv), layer in zip(convs, found_convs):
             wanted = (conv.out_channels, conv.kernel_size[0], conv.kernel_size[1], conv.stride[0], conv.padding[0])
             if layer.shape != wanted or layer.params.size != conv.weight.numel() + conv.out_channels:
                 problem = f"a convolution {layer.shape} where {wanted} was expected"
                 break
-        if found_fc[0].shape != (expected.fc.in_features, expected.fc.out_features):
-            problem = f"a descriptor layer {found_fc[0].shape}"
+        for (name, affine), layer in zip(affines, found_affines):
+            if layer.params.size != 2 * affine.weight.numel():
+                problem = f"affine layer {name} with {layer.params.size} values, not {2 * affine.weight.numel()}"
+                break
     if problem:
         raise UserError(f"{path}: not dlib's face-recognition ResNet ({problem}); use {DLIB_FACE_FILE} "
                         "from the face-recognition-models package")
-    tensors = []
-    for conv, layer in zip(convs, found_convs):
-        split = conv.weight.numel()
-        tensors += [torch.from_numpy(layer.params[:split]).view_as(conv.weight), torch.from_numpy(layer.params[split:])]
-    weights = iter(tensors)
     state = {}
-    for name, module in expected.named_modules():
-        if isinstance(module, nn.Conv2d):
-            state[f"{name}.weight"], state[f"{name}.bias"] = next(weights), next(weights)
-    for (name, module), layer in zip(((n, m) for n, m in expected.named_modules() if isinstance(m, _Affine)), found_affines):
-        if layer.params.size != 2 * module.weight.numel():
-            raise UserError(f"{path}: affine layer {name} holds {layer.params.size} values, not {2 * module.weight.numel()}")
-        half = module.weight.numel()
+    for (name, conv), layer in zip(convs, found_convs):  # dlib stores a convolution's filters, then its biases
+        split = conv.weight.numel()
+        state[f"{name}.weight"] = torch.from_numpy(layer.params[:split]).view_as(conv.weight)
+        state[f"{name}.bias"] = torch.from_numpy(layer.params[split:])
+    for (name, affine), layer in zip(affines, found_affines):  # gamma, then beta
+        half = affine.weight.numel()
         state[f"{name}.weight"], state[f"{name}.bias"] = torch.from_numpy(layer.params[:half]), torch.from_numpy(layer.params[half:])
-    inputs, outputs = found_fc[0].shape
+    inputs, outputs = found_fc[0].shape  # dlib multiplies x (N x in) by W (in x out); Linear holds W transposed
     state["fc.weight"] = torch.from_numpy(found_fc[0].params.reshape(inputs, outputs).T.copy())
     return state
