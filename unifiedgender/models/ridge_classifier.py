@@ -56,8 +56,9 @@ class RidgeSpectrum(nn.Module):
         gray = F.interpolate(images.float().mean(1, keepdim=True), size=(self.size, self.size), mode="bilinear",
                              align_corners=False)[:, 0]
         gray = (gray - gray.mean((1, 2), keepdim=True)) * self.window
-        real = self.cos @ gray @ self.cos - self.sin @ gray @ self.sin  # the DFT matrices are symmetric
-        imaginary = self.cos @ gray @ self.sin + self.sin @ gray @ self.cos
+        by_cos, by_sin = self.cos @ gray, self.sin @ gray  # the DFT matrices are symmetric: F = (C - iS) X (C - iS)
+        real = by_cos @ self.cos - by_sin @ self.sin
+        imaginary = by_cos @ self.sin + by_sin @ self.cos
         power = (real.square() + imaginary.square()).flatten(1) @ self.rings
         share = power / power.sum(1, keepdim=True).clamp_min(1e-12)
         centroid = (share * self.ring_radius).sum(1, keepdim=True)
