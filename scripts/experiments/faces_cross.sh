@@ -50,7 +50,7 @@ cross_flags() {
     framed_af)    RUN_FLAGS=(--face-crop "${cnn[@]}" --tag "${lite0}_Af_Lw_Z0") ;;
     framed_ar)    RUN_FLAGS=(--face-crop "${cnn[@]}" --tag "${lite0}_Ar_Lw_Z0") ;;
     framed_am)    RUN_FLAGS=(--face-crop "${cnn[@]}" --tag "${lite0}_Am_Lw_Z0") ;;
-    framed_160)   RUN_FLAGS=(--face-crop "${cnn[@]}" --image-size 160 --tag tf_efficientnet_lite2.in1k_F0_Af_Lw_Z0) ;;
+    framed_160)   RUN_FLAGS=(--face-crop --lr 3e-4 --image-size 160 --tag tf_efficientnet_lite2.in1k_F0_Af_Lw_Z0) ;;
     framed_lite2) RUN_FLAGS=(--face-crop "${cnn[@]}" --tag tf_efficientnet_lite2.in1k_F0_Af_Lw_Z0) ;;
     dlib_probe)   RUN_FLAGS=(--face-crop --image-size 150 --lr 0.01 --tag "${dlib}_An_Lw_Z1") ;;   # = framed
     dlib_probe_af) RUN_FLAGS=(--face-crop --image-size 150 --lr 0.01 --tag "${dlib}_Af_Lw_Z1") ;;

@@ -63,6 +63,14 @@ fuse_run() {
   done
 }
 
+# mobilenet_v2_variant RUN ARCH [ugn train flags]: the mobilenet_v2 run (classifier_run's) with one change, its
+# architecture or extra flags, trained into EXP/RUN.
+mobilenet_v2_variant() {
+  local run=$1 arch=$2; shift 2
+  train_eval "$run" "$(pretrained_tag mobilenet_v2)" "$arch" "$SPLIT/train.csv" "$SPLIT/val.csv" "$SPLIT/test.csv" \
+    --epochs "$EPOCHS" --image-size "$SIZE" --lr "${LR:-3e-4}" "$@"
+}
+
 for run in $RUNS; do
   if [ "$run" = ridge ]; then
     fuse_run ridge
@@ -72,11 +80,9 @@ for run in $RUNS; do
     train_eval simple_cnn "simple_cnn_F0_An_Lb_Z0" simple_cnn \
       "$SPLIT/train.csv" "$SPLIT/val.csv" "$SPLIT/test.csv" --epochs "$CNN_EPOCHS" --image-size 96 --lr 1e-3
   elif [ "$run" = mobilenet_v2_pre ]; then
-    train_eval mobilenet_v2_pre "$(pretrained_tag mobilenet_v2)" classifier "$SPLIT/train.csv" "$SPLIT/val.csv" \
-      "$SPLIT/test.csv" --epochs "$EPOCHS" --image-size "$SIZE" --lr "${LR:-3e-4}" --preprocess crop+clahe+gabor
+    mobilenet_v2_variant "$run" classifier --preprocess crop+clahe+gabor
   elif [ "$run" = mobilenet_v2_ridge ]; then
-    train_eval mobilenet_v2_ridge "$(pretrained_tag mobilenet_v2)" ridge_classifier "$SPLIT/train.csv" "$SPLIT/val.csv" \
-      "$SPLIT/test.csv" --epochs "$EPOCHS" --image-size "$SIZE" --lr "${LR:-3e-4}"
+    mobilenet_v2_variant "$run" ridge_classifier
   else
     classifier_run "$run" fingerprint "$SPLIT/train.csv" "$SPLIT/val.csv" "$SPLIT/test.csv"
   fi
